@@ -1,0 +1,192 @@
+"""The Python API: load a scenario, simulate it, read a run's tables as DataFrames."""
+
+from __future__ import annotations
+
+import math
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import __version__
+from .config.loader import ConfigError, load_scenario
+from .config.models import Scenario
+from .engine.params import Params, compile_params
+from .engine.runner import Detail, default_workers, merge_metrics, plan_detail, plan_shards, run_shards, SHARD_SIZE
+from .store import (
+    citizens_table,
+    commit_dir,
+    distribution_table,
+    ledger_table,
+    metrics_table,
+    read_manifest,
+    staging_dir,
+    write_manifest,
+    write_parquet,
+)
+
+
+def load(scenario: str | Path, **overrides: Any) -> Scenario:
+    """A scenario from a preset name (``"rr1"``) or a TOML file; ``population=``, ``days=``, ``seed=`` override."""
+    return load_scenario(scenario, **overrides)
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (MemAvailable), or the physical total where that is unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover
+        pass
+    return os_total_memory()
+
+
+def os_total_memory() -> int:  # pragma: no cover - fallback
+    import os
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def state_bytes_per_citizen(params: Params) -> int:
+    """Resident bytes per simulated citizen: score, listings, deterrence counters, misconduct counter."""
+    return (params.score_dtype.itemsize + params.day_dtype.itemsize * len(params.bl_names)
+            + params.deter_table.shape[0] + 1)
+
+
+def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
+    """Peak bytes a run needs: shards in flight, candidate batches, kept ledger and citizen rows."""
+    N = params.population
+    shard = min(N, SHARD_SIZE)
+    in_flight = min(workers, math.ceil(N / SHARD_SIZE))
+    per_shard = shard * (state_bytes_per_citizen(params) + 8) + 1_500_000 * 40 * max(1, params.n_behaviours)
+    kept = 0 if detail.mode == "none" else math.ceil(N / detail.stride)
+    rows = kept * params.days * params.expected_events_per_citizen_day()
+    ledger = rows * 23 * 3  # in-memory arrays, Arrow table, Parquet encoding buffers
+    citizens = kept * (48 + 4 * params.n_behaviours) * 3
+    return int(in_flight * per_shard + ledger + citizens + 200e6)
+
+
+@dataclass
+class Run:
+    """A finished run directory. Tables load lazily as pandas DataFrames."""
+
+    path: Path
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        return read_manifest(self.path)
+
+    def table(self, name: str):
+        import pandas as pd
+
+        return pd.read_parquet(self.path / f"{name}.parquet")
+
+    @property
+    def metrics(self):
+        return self.table("metrics")
+
+    @property
+    def citizens(self):
+        return self.table("citizens")
+
+    @property
+    def ledger(self):
+        return self.table("ledger")
+
+    @property
+    def distribution(self):
+        return self.table("distribution")
+
+    def summary(self):
+        """The RR-1 headline figures per group: last day's mean score and restricted share, totals of events."""
+        m = self.metrics
+        last = m[m["day"] == m["day"].max()].set_index("group")
+        tot = m.groupby("group", observed=True)[["penalties", "wrongful_penalties", "criticism"]].sum()
+        out = last[["mean_score", "restricted_share"]].join(tot)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+
+def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str | Path | None = None, *,
+             population: int | None = None, days: int | None = None, ledger: str | None = None,
+             workers: int | None = None, force: bool = False,
+             progress: Callable[[int, int], None] | None = None) -> Run:
+    """Run a scenario and write its run directory; returns the `Run`.
+
+    ``out=None`` writes to a new temporary directory. ``ledger``: "all", "none", a number of citizens to
+    keep detail for, or None (all up to 2 million citizens, else a 1-million sample).
+    """
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    if population is not None or days is not None:
+        meta = sc.scenario.model_copy(update={k: v for k, v in (("population", population), ("days", days)) if v})
+        sc = Scenario.model_validate({**sc.model_dump(), "scenario": meta.model_dump()})
+    seed = sc.scenario.seed if seed is None else seed
+    params = compile_params(sc)
+    detail = plan_detail(params.population, ledger)
+    workers = workers or default_workers()
+    need = estimate_memory(params, detail, workers)
+    have = available_memory()
+    if need > 0.9 * have:
+        raise ConfigError(
+            "--population", None,
+            f"{params.population:,} citizens with {detail.describe(params.population)} need about "
+            f"{need / 2**30:.1f} GiB; this machine has {have / 2**30:.1f} GiB available. "
+            "Keep less detail (--ledger 1000000 or --ledger none) or simulate fewer citizens.")
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix=f"scorelab-{sc.scenario.name}-")) / "run"
+    out = Path(out)
+    if out.exists() and not force:
+        raise ConfigError(str(out), None, "output directory exists; choose another --out or pass --force to replace it")
+
+    specs = plan_shards(params.population, seed, detail)
+    t0 = time.perf_counter()
+    results = run_shards(params, specs, workers=workers, progress=progress)
+    sim_s = time.perf_counter() - t0
+
+    tmp = staging_dir(out)
+    try:
+        sizes, merged = merge_metrics(params, results)
+        metrics = metrics_table(params, sizes, merged)
+        write_parquet(metrics, tmp / "metrics.parquet")
+        led = ledger_table(params, results)
+        write_parquet(led, tmp / "ledger.parquet")
+        cit = citizens_table(params, results, led)
+        write_parquet(cit, tmp / "citizens.parquet")
+        write_parquet(distribution_table(params, results), tmp / "distribution.parquet")
+        wall = time.perf_counter() - t0
+        manifest = {
+            "scorelab": __version__,
+            "scenario": sc.model_dump(mode="json"),
+            "seed": seed,
+            "population": params.population,
+            "days": params.days,
+            "group_sizes": dict(zip(params.groups, map(int, sizes))),
+            "detail": {"mode": detail.mode, "stride": detail.stride, "kept": "" if detail.mode == "none" else detail.describe(params.population),
+                       "ledger_rows": led.num_rows, "citizens_rows": cit.num_rows},
+            "shards": len(specs),
+            "shard_size": SHARD_SIZE,
+            "workers": min(workers, len(specs)),
+            "bytes_per_citizen_state": state_bytes_per_citizen(params),
+            "wall_seconds": round(wall, 4),
+            "simulate_seconds": round(sim_s, 4),
+            "agent_days_per_second": params.population * params.days / wall,
+            "versions": {"python": platform.python_version(), "numpy": np.__version__,
+                         "pyarrow": __import__("pyarrow").__version__,
+                         "pydantic": __import__("pydantic").__version__},
+            "tables": ["metrics.parquet", "citizens.parquet", "ledger.parquet", "distribution.parquet"],
+        }
+        write_manifest(tmp / "run.json", manifest)
+        commit_dir(tmp, out, force)
+    except BaseException:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Run(out.resolve())

@@ -1,0 +1,148 @@
+"""Reading scenario and policy files, with errors a user can act on.
+
+Every failure becomes a `ConfigError` naming the file, the field and what is allowed; the command line
+turns it into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .models import Policy, Scenario
+
+
+class ConfigError(Exception):
+    """A user's input is wrong. `str()` is the whole message: file, field, what is allowed."""
+
+    def __init__(self, source: str, field: str | None, message: str):
+        self.source, self.field, self.message = source, field, message
+        where = f"{source}: {field}" if field else source
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    path: Path
+
+
+def _presets_dir() -> Path:
+    return Path(str(resources.files("scorelab.config") / "presets"))
+
+
+def list_presets() -> list[Preset]:
+    out = []
+    for path in sorted(_presets_dir().glob("*.toml")):
+        try:
+            meta = tomllib.loads(path.read_text())["scenario"]
+            out.append(Preset(path.stem, meta.get("description", "").strip().split("\n")[0], path))
+        except (tomllib.TOMLDecodeError, KeyError):  # a broken shipped preset is a bug: tests catch it
+            out.append(Preset(path.stem, "(unreadable preset)", path))
+    return out
+
+
+def resolve_source(name_or_path: str) -> Path:
+    """A preset name (``rr1``) or a path to a scenario file."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(name_or_path, None, "no such scenario file")
+        return path
+    preset = _presets_dir() / f"{name_or_path}.toml"
+    if preset.is_file():
+        return preset
+    names = ", ".join(p.name for p in list_presets())
+    raise ConfigError(name_or_path, None, f"neither a preset nor a file; presets are: {names}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(path), None, f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), None, "not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), None, f"malformed TOML: {e}") from None
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after[_check(), Scenario]",):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _explain(source: str, err: ValidationError, prefix: str = "") -> ConfigError:
+    first = err.errors(include_url=False)[0]
+    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # pydantic reports union members as extra path parts ("float", "dict[str,float]"): drop them
+    loc = tuple(p for p in loc if p not in ("float", "dict[str,float]", "Policy", "str"))
+    field = prefix + _loc(loc)
+    msg = first["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key; see the scenario format in docs/format.md"
+    elif "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], dict):
+        msg = f"{msg} (got {first['input']!r})"
+    # a model-level error already names its field inside the message
+    if field and ":" in msg.split(" ")[0]:
+        field = prefix.rstrip(".") or None
+    if not field:
+        field = None
+    return ConfigError(source, field, msg)
+
+
+def load_policy(path: Path) -> Policy:
+    data = _read_toml(path)
+    data = data.get("policy", data)
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as e:
+        raise _explain(str(path), e) from None
+
+
+def load_scenario(name_or_path: str | Path, **overrides: Any) -> Scenario:
+    """Load and validate a scenario (a preset name or a file). ``overrides`` set scenario.population etc."""
+    path = resolve_source(str(name_or_path))
+    data = _read_toml(path)
+    policy = data.get("policy")
+    if isinstance(policy, str):  # the policy lives in its own file, relative to the scenario
+        ppath = (path.parent / policy).resolve()
+        if not ppath.is_file():
+            raise ConfigError(str(path), "policy", f"policy file {policy!r} not found (looked in {ppath})")
+        data = dict(data)
+        data["policy"] = load_policy(ppath).model_dump()
+    meta = dict(data.get("scenario", {})) if isinstance(data.get("scenario"), dict) else data.get("scenario")
+    if isinstance(meta, dict):
+        for key, value in overrides.items():
+            if value is not None:
+                meta[key] = value
+        data = dict(data)
+        data["scenario"] = meta
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as e:
+        raise _explain(str(path), e) from None
+
+
+def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as e:
+        raise _explain(source, e) from None

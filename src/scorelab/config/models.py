@@ -1,0 +1,293 @@
+"""The scenario and policy formats, as pydantic models.
+
+A *scenario* describes a synthetic society (groups, behaviours, sensors, how people respond to being
+scored) and names the *policy* that scores it (rules, grades, blacklists, restrictions). Both are data:
+every model forbids unknown keys, is frozen once validated, and cross-references (a rule naming a
+behaviour, a restriction naming a grade) are checked here, so the kernel never meets a dangling name.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Annotated, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sensitive(str, Enum):
+    """Special categories of personal data (GDPR Art. 9, UN Principles): a rule that uses one is tagged."""
+
+    political_opinion = "political_opinion"
+    religion = "religion"
+    ethnicity = "ethnicity"
+    health = "health"
+    biometrics = "biometrics"
+    sexual_orientation = "sexual_orientation"
+    union_membership = "union_membership"
+    genetic = "genetic"
+
+
+# A per-group value is either one number for every group or a table {group: number}.
+PerGroup = Union[float, dict[str, float]]
+
+
+class Group(Strict):
+    name: Name
+    share: Probability
+    description: str = ""
+
+
+class Behaviour(Strict):
+    name: Name
+    rate: PerGroup = Field(description="daily probability per citizen, per group")
+    speech: bool = Field(False, description="political expression: counted as `criticism`, the chilling-effect metric")
+    description: str = ""
+
+
+class FalseAttribution(Strict):
+    """A sensor that invents events: each citizen independently, each day, with a per-group probability."""
+
+    behaviour: Name
+    rate: PerGroup
+
+
+class Sensor(Strict):
+    name: Name
+    coverage: PerGroup = Field(description="probability that a true event is observed, per group")
+    false_attribution: FalseAttribution | None = None
+    description: str = ""
+
+
+class Rule(Strict):
+    behaviour: Name
+    sensor: Name
+    points: int
+    sensitive: list[Sensitive] = Field(default_factory=list)
+    description: str = ""
+
+
+class Grade(Strict):
+    name: Name
+    min: int | None = Field(None, description="lowest score in the band; omitted for the lowest band")
+    max: int | None = Field(None, description="highest score in the band; omitted for the highest band")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Grade":
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"grade {self.name}: min {self.min} is above max {self.max}")
+        return self
+
+
+class Blacklist(Strict):
+    name: Name
+    trigger: Name = Field(description="behaviour whose observation lists the citizen")
+    duration_days: int = Field(gt=0, le=20000)
+    description: str = ""
+
+
+class Restriction(Strict):
+    name: Name
+    description: str = ""
+    grades: list[Name] = Field(default_factory=list)
+    blacklists: list[Name] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _something(self) -> "Restriction":
+        if not self.grades and not self.blacklists:
+            raise ValueError(f"restriction {self.name} names no grade and no blacklist, so it restricts nobody")
+        return self
+
+
+class Policy(Strict):
+    name: Name = "policy"
+    description: str = ""
+    start_score: int = Field(1000, ge=-30000, le=30000)
+    score_min: int | None = None
+    score_max: int | None = None
+    rules: list[Rule] = Field(default_factory=list)
+    grades: list[Grade] = Field(default_factory=list)
+    blacklists: list[Blacklist] = Field(default_factory=list)
+    restrictions: list[Restriction] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Policy":
+        if self.score_min is not None and self.score_max is not None and self.score_min >= self.score_max:
+            raise ValueError(f"score_min {self.score_min} must be below score_max {self.score_max}")
+        _unique("rules", [(r.behaviour) for r in self.rules], what="behaviour (one rule per behaviour)")
+        _unique("grades", [g.name for g in self.grades])
+        _unique("blacklists", [b.name for b in self.blacklists])
+        _unique("restrictions", [r.name for r in self.restrictions])
+        _check_bands(self.grades)
+        names = {g.name for g in self.grades}
+        lists = {b.name for b in self.blacklists}
+        for i, r in enumerate(self.restrictions):
+            for g in r.grades:
+                if g not in names:
+                    raise ValueError(f"restrictions[{i}].grades: unknown grade {g!r}; grades are {sorted(names)}")
+            for b in r.blacklists:
+                if b not in lists:
+                    raise ValueError(
+                        f"restrictions[{i}].blacklists: unknown blacklist {b!r}; blacklists are {sorted(lists)}"
+                    )
+        return self
+
+
+def _unique(field: str, names: list[str], what: str = "name") -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ValueError(f"{field}: {what} {n!r} appears twice")
+        seen.add(n)
+
+
+def _check_bands(grades: list[Grade]) -> None:
+    """Grade bands must tile the integers: no overlap, no gap, one open-ended band at each end."""
+    if not grades:
+        return
+    lo = [g for g in grades if g.min is None]
+    hi = [g for g in grades if g.max is None]
+    if len(lo) != 1 or len(hi) != 1:
+        raise ValueError(
+            "grades: exactly one band must have no `min` (the lowest) and exactly one no `max` (the highest); "
+            f"found {len(lo)} without min and {len(hi)} without max"
+        )
+    order = sorted(grades, key=lambda g: -math.inf if g.min is None else g.min)
+    for below, above in zip(order, order[1:]):
+        if below.max is None or above.min is None:
+            raise ValueError(f"grades: bands {below.name} and {above.name} overlap")
+        if above.min <= below.max:
+            raise ValueError(
+                f"grades: bands {below.name} (up to {below.max}) and {above.name} (from {above.min}) overlap"
+            )
+        if above.min != below.max + 1:
+            raise ValueError(
+                f"grades: gap between {below.name} (up to {below.max}) and {above.name} (from {above.min}); "
+                f"scores {below.max + 1}..{above.min - 1} have no grade"
+            )
+
+
+class Deterrence(Strict):
+    """Each observed penalty for behaviour b multiplies that citizen's propensity for b by `factor`."""
+
+    factor: Probability = 1.0
+    behaviours: list[Name] | None = Field(None, description="default: every behaviour with negative points")
+
+
+class Gaming(Strict):
+    """While a citizen's score is below `below_score`, their propensity for `behaviour` is multiplied."""
+
+    behaviour: Name
+    below_score: int
+    factor: float = Field(gt=0.0, le=1000.0)
+
+
+class ScoreCurve(Strict):
+    """Propensity for `behaviour` follows the score through a piecewise-linear table of (score, factor)."""
+
+    behaviour: Name
+    points: list[tuple[float, Annotated[float, Field(ge=0.0, le=1000.0)]]] = Field(min_length=2)
+
+    @field_validator("points")
+    @classmethod
+    def _increasing(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        xs = [p[0] for p in v]
+        if any(b <= a for a, b in zip(xs, xs[1:])):
+            raise ValueError("scores in `points` must be strictly increasing")
+        return v
+
+
+class Response(Strict):
+    deterrence: Deterrence = Deterrence()
+    gaming: list[Gaming] = Field(default_factory=list)
+    score_curves: list[ScoreCurve] = Field(default_factory=list)
+
+
+class ScenarioMeta(Strict):
+    name: Name
+    description: str = ""
+    population: int = Field(670_000, gt=0, le=10_000_000_000)
+    days: int = Field(365, gt=0, le=20_000)
+    seed: int = Field(0, ge=0)
+
+
+class Scenario(Strict):
+    scenario: ScenarioMeta
+    groups: list[Group] = Field(min_length=1, max_length=250)
+    behaviours: list[Behaviour] = Field(min_length=1, max_length=120)
+    sensors: list[Sensor] = Field(default_factory=list)
+    policy: Policy
+    response: Response = Response()
+
+    @model_validator(mode="after")
+    def _check(self) -> "Scenario":
+        groups = [g.name for g in self.groups]
+        _unique("groups", groups)
+        _unique("behaviours", [b.name for b in self.behaviours])
+        _unique("sensors", [s.name for s in self.sensors])
+        total = sum(g.share for g in self.groups)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"groups: shares must add up to 1, they add up to {total:g}")
+        behaviours = {b.name for b in self.behaviours}
+        sensors = {s.name for s in self.sensors}
+        for i, b in enumerate(self.behaviours):
+            _per_group(f"behaviours[{i}].rate", b.rate, groups)
+        for i, s in enumerate(self.sensors):
+            _per_group(f"sensors[{i}].coverage", s.coverage, groups)
+            if s.false_attribution is not None:
+                fa = s.false_attribution
+                _per_group(f"sensors[{i}].false_attribution.rate", fa.rate, groups)
+                _known(f"sensors[{i}].false_attribution.behaviour", fa.behaviour, behaviours, "behaviour")
+                rule = next((r for r in self.policy.rules if r.behaviour == fa.behaviour), None)
+                if rule is None or rule.sensor != s.name:
+                    raise ValueError(
+                        f"sensors[{i}].false_attribution: sensor {s.name!r} invents {fa.behaviour!r} events, "
+                        f"so the policy needs a rule scoring {fa.behaviour!r} from sensor {s.name!r}"
+                    )
+        for i, r in enumerate(self.policy.rules):
+            _known(f"policy.rules[{i}].behaviour", r.behaviour, behaviours, "behaviour")
+            _known(f"policy.rules[{i}].sensor", r.sensor, sensors, "sensor")
+        for i, bl in enumerate(self.policy.blacklists):
+            _known(f"policy.blacklists[{i}].trigger", bl.trigger, behaviours, "behaviour")
+        det = self.response.deterrence.behaviours or []
+        for j, name in enumerate(det):
+            _known(f"response.deterrence.behaviours[{j}]", name, behaviours, "behaviour")
+        for j, gm in enumerate(self.response.gaming):
+            _known(f"response.gaming[{j}].behaviour", gm.behaviour, behaviours, "behaviour")
+        for j, sc in enumerate(self.response.score_curves):
+            _known(f"response.score_curves[{j}].behaviour", sc.behaviour, behaviours, "behaviour")
+        return self
+
+    def per_group(self, value: PerGroup) -> list[float]:
+        """A per-group value as a list in group order."""
+        if isinstance(value, dict):
+            return [float(value[g.name]) for g in self.groups]
+        return [float(value)] * len(self.groups)
+
+
+def _known(field: str, name: str, allowed: set[str], what: str) -> None:
+    if name not in allowed:
+        raise ValueError(f"{field}: unknown {what} {name!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _per_group(field: str, value: PerGroup, groups: list[str]) -> None:
+    if isinstance(value, dict):
+        missing = [g for g in groups if g not in value]
+        extra = [k for k in value if k not in groups]
+        if extra:
+            raise ValueError(f"{field}: unknown group {extra[0]!r}; groups are {', '.join(groups)}")
+        if missing:
+            raise ValueError(f"{field}: no value for group {missing[0]!r}; give one per group ({', '.join(groups)})")
+        items = value.values()
+    else:
+        items = [value]
+    for v in items:
+        if not (0.0 <= float(v) <= 1.0) or math.isnan(float(v)):
+            raise ValueError(f"{field}: {v} is not a probability; allowed: a number from 0 to 1")

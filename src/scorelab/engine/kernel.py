@@ -1,0 +1,352 @@
+"""The day step, vectorised over one shard of citizens.
+
+State is a struct of arrays (one array per attribute, the smallest dtype that fits). Each day runs the
+stages of design.md in order — behave, observe, score, grade, sanction, respond — over only the citizens
+who act that day: candidates for each behaviour are drawn sparsely (geometric skips, per group block),
+thinned by each candidate's own propensity, observed by the rule's sensor; sensors add false attributions.
+Aggregates (score sums, restricted counts, grade counts) are kept incrementally from the citizens a day
+touched, so a day costs what happens that day.
+
+Within a shard, citizens are laid out in group blocks (all of group 0, then group 1, ...): a citizen's
+group is its block, so it costs no memory, and sampling a group is sampling a range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .params import MAX_COUNT, Params
+from .sampling import bernoulli_positions
+
+TARGET_CHUNK_EVENTS = 1_500_000  # candidates drawn per batch of days (bounds memory, amortises calls)
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    index: int
+    offset: int  # global id of the shard's first citizen
+    size: int
+    seed: int
+    keep_stride: int  # keep ledger/citizen detail for global ids divisible by this; 0 = keep none
+    snapshot_every: int = 30
+
+
+@dataclass
+class ShardResult:
+    index: int
+    group_sizes: np.ndarray  # [G]
+    metrics: dict[str, np.ndarray]  # name -> [T, G] (sums and counts; means are formed after merging)
+    hist_days: np.ndarray  # [S] days of the score-histogram snapshots
+    hist: np.ndarray  # [S, G, H] counts per score bin
+    ledger: dict[str, np.ndarray] = field(default_factory=dict)
+    citizens: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+HIST_WIDTH = 10
+HIST_BINS = 400  # 10-point bins around the start score: +-2000 points, the ends collect the rest
+
+
+def hist_lo(params: Params) -> int:
+    return params.start_score - (HIST_BINS // 2) * HIST_WIDTH
+
+
+def shard_streams(seed: int, index: int, params: Params) -> dict[str, np.random.Generator]:
+    """Independent generators per purpose: one per behaviour, one per false-attribution source.
+
+    Because each behaviour has its own stream whose draws do not depend on the policy, two policies run
+    with the same seed see the same candidate events: common random numbers for fair comparison.
+    """
+    root = np.random.SeedSequence(seed, spawn_key=(index,))
+    kids = root.spawn(2 + params.n_behaviours + len(params.false_sources))
+    gens = {"groups": np.random.Generator(np.random.PCG64(kids[0]))}
+    for b, name in enumerate(params.behaviours):
+        gens[f"b:{name}"] = np.random.Generator(np.random.PCG64(kids[2 + b]))
+    for k in range(len(params.false_sources)):
+        gens[f"f:{k}"] = np.random.Generator(np.random.PCG64(kids[2 + params.n_behaviours + k]))
+    return gens
+
+
+class _Batches:
+    """Candidate events of one source for a batch of days, sliced one day at a time."""
+
+    def __init__(self, rng: np.random.Generator, p: np.ndarray, starts: np.ndarray, sizes: np.ndarray,
+                 days: int, uniforms: int):
+        self.rng, self.p, self.starts, self.sizes, self.days, self.uniforms = rng, p, starts, sizes, days, uniforms
+        per_day = float((p * sizes).sum())
+        self.span = int(max(1, min(days, TARGET_CHUNK_EVENTS // max(per_day, 1.0))))
+        self.first = 0
+        self.stop = 0
+        self._fill(0)
+
+    def _fill(self, day0: int) -> None:
+        span = min(self.span, self.days - day0)
+        ids, grp, day = [], [], []
+        for g, (p, start, size) in enumerate(zip(self.p, self.starts, self.sizes)):
+            if size == 0 or p <= 0:
+                continue
+            pos = bernoulli_positions(self.rng, int(size) * span, float(p))
+            d, local = np.divmod(pos, int(size))
+            ids.append(local + int(start))
+            day.append(d)
+            grp.append(np.full(len(pos), g, dtype=np.uint8))
+        if ids:
+            day_all = np.concatenate(day)
+            order = np.argsort(day_all, kind="stable")
+            self.ids = np.concatenate(ids)[order]
+            self.grp = np.concatenate(grp)[order]
+            self.bounds = np.searchsorted(day_all[order], np.arange(span + 1))
+        else:
+            self.ids = np.empty(0, dtype=np.int64)
+            self.grp = np.empty(0, dtype=np.uint8)
+            self.bounds = np.zeros(span + 1, dtype=np.int64)
+        n = len(self.ids)
+        self.u = [self.rng.random(n, dtype=np.float32) for _ in range(self.uniforms)]
+        self.first, self.stop = day0, day0 + span
+
+    def day(self, t: int):
+        if t >= self.stop:
+            self._fill(t)
+        s, e = self.bounds[t - self.first], self.bounds[t - self.first + 1]
+        return self.ids[s:e], self.grp[s:e], [u[s:e] for u in self.u]
+
+
+def _sat_inc(counter: np.ndarray, ids: np.ndarray) -> None:
+    """counter[ids] += 1, saturating at MAX_COUNT (ids are distinct)."""
+    if len(ids):
+        c = counter[ids]
+        counter[ids] = np.where(c < MAX_COUNT, c + 1, c)
+
+
+def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None) -> ShardResult:
+    P = params
+    T, G, B = P.days, P.n_groups, P.n_behaviours
+    gens = shard_streams(spec.seed, spec.index, P)
+    sizes = gens["groups"].multinomial(spec.size, P.shares).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    bounds = np.cumsum(sizes)
+    n = spec.size
+
+    # ---- state: one array per attribute ----
+    score = np.full(n, P.start_score, dtype=P.score_dtype)
+    listed = [np.full(n, -1, dtype=P.day_dtype) for _ in P.bl_names]
+    n_det = P.deter_table.shape[0]
+    deter = np.zeros((n_det, n), dtype=np.uint8)
+    misconduct = np.zeros(n, dtype=np.uint8)  # true events of penalised behaviours (ground truth)
+
+    # ---- incremental aggregates ----
+    R, K = len(P.restriction_names), len(P.grade_names)
+    score_sum = sizes * P.start_score
+    start_r = P.restricted(np.array([P.start_score]), [np.array([-1])] * len(P.bl_names), 0)[:, 0]
+    restricted_n = np.outer(start_r.astype(np.int64), sizes)  # [R, G]
+    any_r = bool(start_r.any())
+    restricted_any = sizes * int(any_r)
+    grade_n = np.zeros((K, G), dtype=np.int64)
+    if K:
+        grade_n[int(P.grade_of(np.array([P.start_score]))[0])] = sizes
+    listed_n = np.zeros((len(P.bl_names), G), dtype=np.int64)
+    calendar: dict[int, list[np.ndarray]] = {}
+
+    m_names = ["score_sum", "restricted", "penalties", "wrongful_penalties", "wrongful_rewards", "criticism"]
+    m_names += [f"restricted_{r}" for r in P.restriction_names] if R > 1 else []
+    m_names += [f"grade_{g}" for g in P.grade_names] + [f"listed_{b}" for b in P.bl_names]
+    m_names += [f"true_{b}" for b in P.behaviours] + [f"observed_{b}" for b in P.behaviours]
+    m_names += [f"false_{P.behaviours[f.behaviour]}" for f in P.false_sources]
+    m_names += ["points_awarded", "points_deducted"]
+    metrics = {m: np.zeros((T, G), dtype=np.int64) for m in dict.fromkeys(m_names)}
+
+    snap_days = np.array(sorted(set(range(spec.snapshot_every - 1, T, spec.snapshot_every)) | {T - 1}), dtype=np.int64)
+    hist = np.zeros((len(snap_days), G, HIST_BINS), dtype=np.int64)
+    lo = hist_lo(P)
+
+    # ---- candidate streams ----
+    needs_accept = np.array([P.deter_slot[b] >= 0 or bool(P.gaming[b]) or bool(P.curves[b]) for b in range(B)])
+    partial_obs = (P.detect > 0) & (P.detect < 1)
+    beh = [
+        _Batches(gens[f"b:{name}"], P.pmax[b], starts, sizes, T, 2)
+        for b, name in enumerate(P.behaviours)
+    ]
+    fal = [_Batches(gens[f"f:{k}"], f.rate, starts, sizes, T, 0) for k, f in enumerate(P.false_sources)]
+
+    keep = spec.keep_stride
+    led: dict[str, list[np.ndarray]] = {k: [] for k in ("day", "citizen", "behaviour", "points", "sensor", "false")}
+    clip_b, none_s = B, len(P.sensors)
+    has_clip = P.score_min is not None or P.score_max is not None
+
+    def group_of(ids: np.ndarray) -> np.ndarray:
+        return np.searchsorted(bounds, ids, side="right")
+
+    for t in range(T):
+        # ---- behave: thin candidates by each one's propensity (state at the start of the day) ----
+        true_ids: list[np.ndarray] = []
+        obs: list[tuple[int, np.ndarray, bool]] = []  # (behaviour, ids, false attribution?)
+        for b in range(B):
+            ids, grp, (u_acc, u_obs) = beh[b].day(t)
+            if needs_accept[b] and len(ids):
+                m = np.ones(len(ids), dtype=np.float64)
+                slot = P.deter_slot[b]
+                if slot >= 0:
+                    m *= P.deter_table[slot][deter[slot, ids]]
+                if P.gaming[b] or P.curves[b]:
+                    s = score[ids]
+                    for below, factor in P.gaming[b]:
+                        m *= np.where(s < below, factor, 1.0)
+                    for xs, ys in P.curves[b]:
+                        m *= np.interp(s, xs, ys)
+                p_i = np.minimum(1.0, P.rate[b][grp] * m)
+                ok = u_acc * P.pmax[b][grp] < p_i
+                ids, grp, u_obs = ids[ok], grp[ok], u_obs[ok]
+            true_ids.append(ids)
+            metrics[f"true_{P.behaviours[b]}"][t] += np.bincount(grp, minlength=G)
+            if P.speech[b]:
+                metrics["criticism"][t] += np.bincount(grp, minlength=G)
+            if P.penalised[b]:
+                _sat_inc(misconduct, ids)
+            # ---- observe ----
+            if not P.scored[b]:
+                continue
+            if partial_obs[b].any():
+                seen = u_obs < P.detect[b][grp]
+                ids, grp = ids[seen], grp[seen]
+            elif not (P.detect[b] > 0).all():
+                seen = P.detect[b][grp] > 0
+                ids, grp = ids[seen], grp[seen]
+            metrics[f"observed_{P.behaviours[b]}"][t] += np.bincount(grp, minlength=G)
+            obs.append((b, ids, False))
+        for k, f in enumerate(P.false_sources):
+            ids, grp, _ = fal[k].day(t)
+            metrics[f"false_{P.behaviours[f.behaviour]}"][t] += np.bincount(grp, minlength=G)
+            obs.append((f.behaviour, ids, True))
+
+        expiring = calendar.pop(t, [])
+        parts = [o[1] for o in obs] + expiring
+        touched = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        old_score = score[touched]
+        old_listed = [bl[touched] for bl in listed]
+
+        # ---- score ----
+        for b, ids, false in obs:
+            if len(ids) == 0:
+                continue
+            pts = P.points[b]
+            score[ids] += pts
+            grp = group_of(ids)
+            cnt = np.bincount(grp, minlength=G)
+            metrics["points_awarded" if pts > 0 else "points_deducted"][t] += cnt * abs(int(pts))
+            if pts < 0:
+                metrics["penalties"][t] += cnt
+                if false:
+                    metrics["wrongful_penalties"][t] += cnt
+            elif false:
+                metrics["wrongful_rewards"][t] += cnt
+            # ---- sanction: blacklists ----
+            for k in np.flatnonzero(P.bl_trigger == b):
+                until = t + int(P.bl_duration[k])
+                listed[k][ids] = until
+                calendar.setdefault(until, []).append(ids)
+            # ---- respond: deterrence (takes effect from the next day) ----
+            slot = P.deter_slot[b]
+            if slot >= 0:
+                _sat_inc(deter[slot], ids)
+            if keep:
+                sel = ids if keep == 1 else ids[(ids + spec.offset) % keep == 0]
+                led["day"].append(np.full(len(sel), t, dtype=np.int32))
+                led["citizen"].append(sel + spec.offset)
+                led["behaviour"].append(np.full(len(sel), b, dtype=np.int16))
+                led["points"].append(np.full(len(sel), pts, dtype=np.int32))
+                led["sensor"].append(np.full(len(sel), P.sensor_of[b], dtype=np.int16))
+                led["false"].append(np.full(len(sel), false, dtype=bool))
+
+        new_score = score[touched]
+        if has_clip and len(touched):
+            clipped = np.clip(new_score, P.score_min, P.score_max).astype(P.score_dtype)
+            moved = clipped != new_score
+            if moved.any():
+                score[touched] = clipped
+                adj = (clipped[moved].astype(np.int64) - new_score[moved])
+                cids = touched[moved]
+                delta_g = np.bincount(group_of(cids), weights=adj, minlength=G).astype(np.int64)
+                metrics["points_deducted"][t] -= np.minimum(delta_g, 0)
+                metrics["points_awarded"][t] += np.maximum(delta_g, 0)
+                if keep:
+                    sel = np.flatnonzero((cids + spec.offset) % keep == 0)
+                    led["day"].append(np.full(len(sel), t, dtype=np.int32))
+                    led["citizen"].append(cids[sel] + spec.offset)
+                    led["behaviour"].append(np.full(len(sel), clip_b, dtype=np.int16))
+                    led["points"].append(adj[sel].astype(np.int32))
+                    led["sensor"].append(np.full(len(sel), none_s, dtype=np.int16))
+                    led["false"].append(np.zeros(len(sel), dtype=bool))
+                new_score = clipped
+        new_listed = [bl[touched] for bl in listed]
+
+        # ---- grade and restrictions: update the aggregates from the touched citizens ----
+        if len(touched):
+            tg = group_of(touched)
+            score_sum += np.bincount(tg, weights=(new_score.astype(np.int64) - old_score), minlength=G).astype(np.int64)
+            if R:
+                r_old = P.restricted(old_score, old_listed, t - 1)
+                r_new = P.restricted(new_score, new_listed, t)
+                restricted_n += np.stack([np.bincount(tg, weights=(r_new[r].astype(np.int64) - r_old[r]), minlength=G)
+                                          for r in range(R)]).astype(np.int64)
+                a_old, a_new = r_old.any(axis=0), r_new.any(axis=0)
+                restricted_any += np.bincount(tg, weights=a_new.astype(np.int64) - a_old, minlength=G).astype(np.int64)
+            if K:
+                g_old, g_new = P.grade_of(old_score), P.grade_of(new_score)
+                changed = g_old != g_new
+                if changed.any():
+                    np.add.at(grade_n, (g_old[changed], tg[changed]), -1)
+                    np.add.at(grade_n, (g_new[changed], tg[changed]), 1)
+            for k in range(len(listed)):
+                d = (t < new_listed[k]).astype(np.int64) - (t - 1 < old_listed[k])
+                listed_n[k] += np.bincount(tg, weights=d, minlength=G).astype(np.int64)
+
+        metrics["score_sum"][t] = score_sum
+        metrics["restricted"][t] = restricted_any
+        if R > 1:
+            for r, name in enumerate(P.restriction_names):
+                metrics[f"restricted_{name}"][t] = restricted_n[r]
+        for k, name in enumerate(P.grade_names):
+            metrics[f"grade_{name}"][t] = grade_n[k]
+        for k, name in enumerate(P.bl_names):
+            metrics[f"listed_{name}"][t] = listed_n[k]
+
+        si = np.searchsorted(snap_days, t)
+        if si < len(snap_days) and snap_days[si] == t:
+            bins = np.clip((score.astype(np.int64) - lo) // HIST_WIDTH, 0, HIST_BINS - 1)
+            for g in range(G):
+                hist[si, g] = np.bincount(bins[starts[g]:bounds[g]], minlength=HIST_BINS)
+        if progress is not None:
+            progress(t + 1)
+
+    result = ShardResult(spec.index, sizes, metrics, snap_days, hist)
+    if keep:
+        result.ledger = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in led.items()}
+        ids = np.arange(n, dtype=np.int64)
+        if keep > 1:
+            first = (-spec.offset) % keep
+            ids = ids[first::keep]
+        fin_r = P.restricted(score[ids], [bl[ids] for bl in listed], T - 1)
+        cit = {
+            "citizen": ids + spec.offset,
+            "group": group_of(ids).astype(np.int16),
+            "score": score[ids].astype(np.int32),
+            "grade": P.grade_of(score[ids]) if K else np.zeros(len(ids), dtype=np.int8),
+            "restricted": fin_r.any(axis=0),
+            "true_misconduct": misconduct[ids],
+        }
+        if R > 1:
+            for r, name in enumerate(P.restriction_names):
+                cit[f"restricted_{name}"] = fin_r[r]
+        if listed:
+            cit["blacklisted_until"] = np.max(np.stack([bl[ids] for bl in listed]), axis=0).astype(np.int32)
+            if len(listed) > 1:
+                for k, name in enumerate(P.bl_names):
+                    cit[f"listed_until_{name}"] = listed[k][ids].astype(np.int32)
+        for b, name in enumerate(P.behaviours):
+            slot = P.deter_slot[b]
+            if slot >= 0:
+                cit[f"propensity_{name}"] = P.deter_table[slot][deter[slot, ids]].astype(np.float32)
+        result.citizens = cit
+    return result

@@ -1,0 +1,218 @@
+"""A validated scenario turned into arrays, once, before the first day.
+
+`Params` is frozen and holds only numbers and names: the kernel never looks at the pydantic models, and
+no rule is evaluated as Python per citizen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config.models import Scenario
+
+CLIP_RULE = "score_range"  # ledger name of the adjustment that keeps a score inside [score_min, score_max]
+NO_SENSOR = "none"
+MAX_COUNT = 255  # per-citizen counters are uint8 and saturate here (0.7**255 is 1e-40: no visible effect)
+
+
+@dataclass(frozen=True)
+class FalseSource:
+    sensor: int
+    behaviour: int
+    rate: np.ndarray  # [G]
+
+
+@dataclass(frozen=True)
+class Params:
+    population: int
+    days: int
+    groups: tuple[str, ...]
+    shares: np.ndarray  # [G]
+    behaviours: tuple[str, ...]
+    sensors: tuple[str, ...]
+    rate: np.ndarray  # [B, G] daily probability before modifiers
+    speech: np.ndarray  # [B] bool
+    scored: np.ndarray  # [B] bool: a rule scores it
+    points: np.ndarray  # [B] int64 (0 where unscored)
+    sensor_of: np.ndarray  # [B] int (-1 where unscored)
+    detect: np.ndarray  # [B, G] probability a true event is observed (0 where unscored)
+    penalised: np.ndarray  # [B] bool: negative points
+    sensitive: tuple[tuple[str, ...], ...]  # [B] categories the rule uses
+    false_sources: tuple[FalseSource, ...]
+    # behavioural response
+    deter_slot: np.ndarray  # [B] row in the deterrence counter, -1 for none
+    deter_table: np.ndarray  # [slots, 256] float: multiplier after k observed penalties
+    gaming: tuple[tuple[tuple[int, float], ...], ...]  # [B] of (below_score, factor)
+    curves: tuple[tuple[tuple[np.ndarray, np.ndarray], ...], ...]  # [B] of (scores, factors)
+    mmax: np.ndarray  # [B] upper bound of the propensity multiplier (for thinning)
+    pmax: np.ndarray  # [B, G] candidate probability: min(1, rate * mmax)
+    # policy
+    start_score: int
+    score_min: int | None
+    score_max: int | None
+    score_dtype: np.dtype
+    grade_names: tuple[str, ...]  # ascending: lowest band first
+    grade_cuts: np.ndarray  # [K-1] lowest score of each band but the first, ascending
+    bl_names: tuple[str, ...]
+    bl_trigger: np.ndarray  # [L] behaviour index
+    bl_duration: np.ndarray  # [L]
+    day_dtype: np.dtype
+    restriction_names: tuple[str, ...]
+    restriction_grades: np.ndarray  # [R, K] bool
+    restriction_lists: np.ndarray  # [R, L] bool
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups)
+
+    @property
+    def n_behaviours(self) -> int:
+        return len(self.behaviours)
+
+    def grade_of(self, score: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.grade_cuts, score, side="right").astype(np.int8)
+
+    def restricted(self, score: np.ndarray, listed_until: list[np.ndarray], day: int) -> np.ndarray:
+        """[R, n] bool: who is under each restriction at the end of ``day``."""
+        n = len(score)
+        out = np.zeros((len(self.restriction_names), n), dtype=bool)
+        if n == 0 or not self.restriction_names:
+            return out
+        grade = self.grade_of(score) if len(self.grade_names) else None
+        listed = [day < bl for bl in listed_until]
+        for r in range(len(self.restriction_names)):
+            if grade is not None and self.restriction_grades[r].any():
+                out[r] |= self.restriction_grades[r][grade]
+            for k in np.flatnonzero(self.restriction_lists[r]):
+                out[r] |= listed[k]
+        return out
+
+    def expected_events_per_citizen_day(self) -> float:
+        """Upper bound of observed events (ledger rows) per citizen and day, for memory estimates."""
+        obs = (self.shares[None, :] * self.pmax * self.detect).sum()
+        fal = sum((self.shares * f.rate).sum() for f in self.false_sources)
+        return float(obs + fal)
+
+    def expected_candidates_per_citizen_day(self) -> float:
+        return float((self.shares[None, :] * self.pmax).sum() + sum((self.shares * f.rate).sum() for f in self.false_sources))
+
+
+def compile_params(sc: Scenario) -> Params:
+    groups = tuple(g.name for g in sc.groups)
+    behaviours = tuple(b.name for b in sc.behaviours)
+    sensors = tuple(s.name for s in sc.sensors)
+    bidx = {b: i for i, b in enumerate(behaviours)}
+    sidx = {s: i for i, s in enumerate(sensors)}
+    B, G = len(behaviours), len(groups)
+    pol, resp = sc.policy, sc.response
+
+    rate = np.array([sc.per_group(b.rate) for b in sc.behaviours], dtype=np.float64).reshape(B, G)
+    speech = np.array([b.speech for b in sc.behaviours], dtype=bool)
+    points = np.zeros(B, dtype=np.int64)
+    sensor_of = np.full(B, -1, dtype=np.int64)
+    detect = np.zeros((B, G), dtype=np.float64)
+    sensitive: list[tuple[str, ...]] = [() for _ in range(B)]
+    for r in pol.rules:
+        b = bidx[r.behaviour]
+        points[b] = r.points
+        sensor_of[b] = sidx[r.sensor]
+        detect[b] = sc.per_group(sc.sensors[sidx[r.sensor]].coverage)
+        sensitive[b] = tuple(c.value for c in r.sensitive)
+    scored = sensor_of >= 0
+    penalised = points < 0
+
+    false_sources = tuple(
+        FalseSource(sidx[s.name], bidx[s.false_attribution.behaviour], np.array(sc.per_group(s.false_attribution.rate)))
+        for s in sc.sensors
+        if s.false_attribution is not None
+    )
+
+    deter_names = resp.deterrence.behaviours
+    deter = [b for b in range(B) if (penalised[b] if deter_names is None else behaviours[b] in deter_names)]
+    if resp.deterrence.factor == 1.0:
+        deter = []
+    deter_slot = np.full(B, -1, dtype=np.int64)
+    for k, b in enumerate(deter):
+        deter_slot[b] = k
+    table = resp.deterrence.factor ** np.arange(MAX_COUNT + 1, dtype=np.float64)
+    deter_table = np.tile(table, (len(deter), 1))
+
+    gaming = [[] for _ in range(B)]
+    for gm in resp.gaming:
+        gaming[bidx[gm.behaviour]].append((gm.below_score, gm.factor))
+    curves = [[] for _ in range(B)]
+    for cv in resp.score_curves:
+        xs = np.array([p[0] for p in cv.points], dtype=np.float64)
+        ys = np.array([p[1] for p in cv.points], dtype=np.float64)
+        curves[bidx[cv.behaviour]].append((xs, ys))
+    mmax = np.ones(B)
+    for b in range(B):
+        for _, f in gaming[b]:
+            mmax[b] *= max(1.0, f)
+        for _, ys in curves[b]:
+            mmax[b] *= max(1.0, float(ys.max()))
+    pmax = np.minimum(1.0, rate * mmax[:, None])
+
+    # grades, ascending
+    bands = sorted(pol.grades, key=lambda g: -np.inf if g.min is None else g.min)
+    grade_names = tuple(g.name for g in bands)
+    grade_cuts = np.array([g.min for g in bands[1:]], dtype=np.int64)
+
+    bl_names = tuple(b.name for b in pol.blacklists)
+    bl_trigger = np.array([bidx[b.trigger] for b in pol.blacklists], dtype=np.int64)
+    bl_duration = np.array([b.duration_days for b in pol.blacklists], dtype=np.int64)
+    R, K, L = len(pol.restrictions), len(grade_names), len(bl_names)
+    rg = np.zeros((R, K), dtype=bool)
+    rl = np.zeros((R, L), dtype=bool)
+    for r, res in enumerate(pol.restrictions):
+        for g in res.grades:
+            rg[r, grade_names.index(g)] = True
+        for b in res.blacklists:
+            rl[r, bl_names.index(b)] = True
+
+    T = sc.scenario.days
+    gain = int(points[points > 0].sum()) * T
+    loss = int(-points[points < 0].sum()) * T * (1 + len(false_sources))
+    lo = pol.start_score - loss if pol.score_min is None else min(pol.score_min, pol.start_score)
+    hi = pol.start_score + gain if pol.score_max is None else max(pol.score_max, pol.start_score)
+    score_dtype = np.dtype(np.int16) if -32000 < lo and hi < 32000 else np.dtype(np.int32)
+    day_dtype = np.dtype(np.int16) if T + int(bl_duration.max(initial=0)) < 32000 else np.dtype(np.int32)
+
+    return Params(
+        population=sc.scenario.population,
+        days=T,
+        groups=groups,
+        shares=np.array([g.share for g in sc.groups], dtype=np.float64),
+        behaviours=behaviours,
+        sensors=sensors,
+        rate=rate,
+        speech=speech,
+        scored=scored,
+        points=points,
+        sensor_of=sensor_of,
+        detect=detect,
+        penalised=penalised,
+        sensitive=tuple(sensitive),
+        false_sources=false_sources,
+        deter_slot=deter_slot,
+        deter_table=deter_table,
+        gaming=tuple(tuple(x) for x in gaming),
+        curves=tuple(tuple(x) for x in curves),
+        mmax=mmax,
+        pmax=pmax,
+        start_score=pol.start_score,
+        score_min=pol.score_min,
+        score_max=pol.score_max,
+        score_dtype=score_dtype,
+        grade_names=grade_names,
+        grade_cuts=grade_cuts,
+        bl_names=bl_names,
+        bl_trigger=bl_trigger,
+        bl_duration=bl_duration,
+        day_dtype=day_dtype,
+        restriction_names=tuple(r.name for r in pol.restrictions),
+        restriction_grades=rg,
+        restriction_lists=rl,
+    )

@@ -1,0 +1,142 @@
+"""A whole run: split the population into shards, simulate them, merge what they measured.
+
+Citizens of RR-1-like scenarios do not interact, so the population is cut into shards of at most
+`SHARD_SIZE` citizens, each simulated from its own seed (`SeedSequence(seed, spawn_key=(shard,))`).
+The cut depends on N alone, never on the number of workers: the same seed gives the same bytes whether
+one process or many ran the shards. Memory follows the shards in flight, not N.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .kernel import ShardResult, ShardSpec, simulate_shard
+from .params import Params
+
+SHARD_SIZE = 1 << 22  # 4,194,304 citizens
+DEFAULT_DETAIL_LIMIT = 2_000_000  # keep every citizen's ledger up to this population
+DEFAULT_SAMPLE = 1_000_000
+
+
+@dataclass(frozen=True)
+class Detail:
+    """Which citizens keep per-citizen detail (ledger rows, citizens-table rows)."""
+
+    mode: str  # "all" | "sample" | "none"
+    stride: int  # keep global ids divisible by stride; 0 = none
+
+    def describe(self, population: int) -> str:
+        if self.mode == "all":
+            return "all citizens"
+        if self.mode == "none":
+            return "no citizens (aggregate metrics only)"
+        kept = math.ceil(population / self.stride)
+        return f"a systematic sample of {kept:,} citizens (every {self.stride:,}th id)"
+
+
+def plan_detail(population: int, ledger: str | None) -> Detail:
+    """``ledger``: None/"auto", "all", "none", or a number of citizens to sample."""
+    if ledger in (None, "auto"):
+        ledger = "all" if population <= DEFAULT_DETAIL_LIMIT else str(DEFAULT_SAMPLE)
+    if ledger == "all":
+        return Detail("all", 1)
+    if ledger == "none":
+        return Detail("none", 0)
+    k = int(ledger)
+    if k >= population:
+        return Detail("all", 1)
+    return Detail("sample", max(1, math.ceil(population / k)))
+
+
+def plan_shards(population: int, seed: int, detail: Detail, snapshot_every: int = 30) -> list[ShardSpec]:
+    n = max(1, math.ceil(population / SHARD_SIZE))
+    base, extra = divmod(population, n)
+    specs, offset = [], 0
+    for i in range(n):
+        size = base + (1 if i < extra else 0)
+        specs.append(ShardSpec(i, offset, size, seed, detail.stride, snapshot_every))
+        offset += size
+    return specs
+
+
+_PROGRESS = None  # shared day counters of a pool's shards (inherited by forked workers)
+
+
+def _run_in_worker(args):
+    params, spec = args
+    counters = _PROGRESS
+
+    def tick(day: int) -> None:
+        if counters is not None:
+            counters[spec.index] = day
+
+    return simulate_shard(params, spec, tick)
+
+
+def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
+               progress: Callable[[int, int], None] | None = None,
+               done: Callable[[ShardResult], None] | None = None,
+               skip: set[int] | None = None) -> list[ShardResult]:
+    """Simulate shards (in this process, or a pool of `workers` processes); results in shard order.
+
+    ``progress(days_done, days_total)`` is called as days complete; ``done(result)`` as each shard ends,
+    in completion order (checkpointing writes there). Shards in ``skip`` are not run.
+    """
+    global _PROGRESS
+    todo = [s for s in specs if not skip or s.index not in skip]
+    total = len(todo) * params.days
+    results: list[ShardResult] = []
+    workers = max(1, min(workers, len(todo)))
+    if workers == 1:
+        finished = 0
+        for spec in todo:
+            r = simulate_shard(params, spec, (lambda d, f=finished: progress(f + d, total)) if progress else None)
+            finished += params.days
+            if done:
+                done(r)
+            results.append(r)
+        return sorted(results, key=lambda r: r.index)
+    ctx = mp.get_context("fork")
+    _PROGRESS = ctx.Array("i", max(s.index for s in todo) + 1, lock=False)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_run_in_worker, (params, s)): s for s in todo}
+            pending = set(futures)
+            while pending:
+                finished_now = [f for f in pending if f.done()]
+                for f in finished_now:
+                    pending.discard(f)
+                    r = f.result()
+                    if done:
+                        done(r)
+                    results.append(r)
+                if progress:
+                    progress(sum(_PROGRESS[s.index] for s in todo), total)
+                if pending:
+                    time.sleep(0.1)
+    finally:
+        _PROGRESS = None
+    return sorted(results, key=lambda r: r.index)
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def merge_metrics(params: Params, results: list[ShardResult]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Sum the shards' per-day sums and counts; returns group sizes and name -> [T, G]."""
+    sizes = np.sum([r.group_sizes for r in results], axis=0)
+    names = list(results[0].metrics)
+    merged = {m: np.sum([r.metrics[m] for r in results], axis=0) for m in names}
+    return sizes, merged

@@ -1,0 +1,160 @@
+"""Run directories: one run = one directory of Parquet tables and a `run.json` manifest.
+
+A run is written under a temporary sibling name and renamed into place when complete, so a directory
+with the final name is always whole. Tables are plain Parquet, readable by pandas, DuckDB, Arrow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .engine.kernel import HIST_BINS, HIST_WIDTH, ShardResult, hist_lo
+from .engine.params import CLIP_RULE, NO_SENSOR, Params
+
+TABLES = ("metrics", "citizens", "ledger", "distribution")
+HEADLINE = ["mean_score", "restricted_share", "penalties", "wrongful_penalties", "criticism"]
+
+
+def _dict_col(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), type=pa.int32()), pa.array(names))
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd", write_statistics=True)
+
+
+def metrics_table(params: Params, sizes: np.ndarray, m: dict[str, np.ndarray]) -> pa.Table:
+    """One row per day and group (each group, then `all`); RR-1's columns first."""
+    T, G = params.days, params.n_groups
+    labels = list(params.groups) + ["all"]
+    size = np.append(sizes, sizes.sum()).astype(np.float64)
+
+    def with_all(a: np.ndarray) -> np.ndarray:  # [T, G] -> [T, G+1]
+        return np.concatenate([a, a.sum(axis=1, keepdims=True)], axis=1)
+
+    cols: dict[str, np.ndarray] = {}
+    safe = np.where(size > 0, size, 1.0)
+    cols["mean_score"] = with_all(m["score_sum"]) / safe
+    cols["restricted_share"] = with_all(m["restricted"]) / safe
+    for name in ("penalties", "wrongful_penalties", "criticism", "wrongful_rewards", "points_awarded", "points_deducted"):
+        cols[name] = with_all(m[name])
+    for key in m:
+        if key.startswith("restricted_"):
+            cols[key + "_share"] = with_all(m[key]) / safe
+        elif key.startswith(("grade_", "listed_", "true_", "observed_", "false_")):
+            cols[key] = with_all(m[key])
+    day = np.repeat(np.arange(T, dtype=np.int32), G + 1)
+    group = np.tile(np.arange(G + 1), T)
+    arrays = {"day": pa.array(day), "group": _dict_col(group, labels),
+              "population": pa.array(np.tile(size.astype(np.int64), T))}
+    for k, v in cols.items():
+        arrays[k] = pa.array(v.reshape(-1))
+    return pa.table(arrays)
+
+
+def distribution_table(params: Params, results: list[ShardResult]) -> pa.Table:
+    hist = np.sum([r.hist for r in results], axis=0)  # [S, G, H]
+    days = results[0].hist_days
+    S, G, H = hist.shape
+    hist = np.concatenate([hist, hist.sum(axis=1, keepdims=True)], axis=1)
+    lo = hist_lo(params) + np.arange(H) * HIST_WIDTH
+    keep = hist > 0
+    s, g, h = np.nonzero(keep)
+    lo_col = lo[h].astype(np.int64)
+    return pa.table({
+        "day": pa.array(days[s].astype(np.int32)),
+        "group": _dict_col(g, list(params.groups) + ["all"]),
+        "score_lo": pa.array(np.where(h == 0, np.iinfo(np.int32).min, lo_col).astype(np.int32)),
+        "score_hi": pa.array(np.where(h == H - 1, np.iinfo(np.int32).max, lo_col + HIST_WIDTH - 1).astype(np.int32)),
+        "citizens": pa.array(hist[s, g, h].astype(np.int64)),
+    })
+
+
+def ledger_table(params: Params, results: list[ShardResult]) -> pa.Table:
+    parts = [r.ledger for r in results if r.ledger]
+    cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0) for k in
+           ("day", "citizen", "behaviour", "points", "sensor", "false")}
+    beh_names = list(params.behaviours) + [CLIP_RULE]
+    sen_names = list(params.sensors) + [NO_SENSOR]
+    return pa.table({
+        "day": pa.array(cat["day"].astype(np.int32)),
+        "citizen": pa.array(cat["citizen"].astype(np.int64)),
+        "behaviour": _dict_col(cat["behaviour"], beh_names),
+        "points": pa.array(cat["points"].astype(np.int32)),
+        "sensor": _dict_col(cat["sensor"], sen_names),
+        "false_attribution": pa.array(cat["false"].astype(bool)),
+    })
+
+
+def citizens_table(params: Params, results: list[ShardResult], ledger: pa.Table) -> pa.Table:
+    parts = [r.citizens for r in results if r.citizens]
+    if not parts:
+        return pa.table({"citizen": pa.array([], pa.int64())})
+    keys = list(parts[0])
+    c = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    ids = c["citizen"]
+    cols: dict[str, Any] = {
+        "citizen": pa.array(ids),
+        "group": _dict_col(c["group"], list(params.groups)),
+        "score": pa.array(c["score"]),
+        "grade": _dict_col(c["grade"], list(params.grade_names) or ["-"]),
+        "restricted": pa.array(c["restricted"]),
+    }
+    for k in keys:
+        if k.startswith(("restricted_", "listed_until_")) or k == "blacklisted_until":
+            cols[k] = pa.array(c[k])
+    # per-citizen event counts, from the ledger (which covers exactly these citizens)
+    pos = np.searchsorted(ids, ledger.column("citizen").to_numpy())
+    beh = ledger.column("behaviour").combine_chunks().indices.to_numpy()
+    false = ledger.column("false_attribution").to_numpy(zero_copy_only=False)
+    pts = ledger.column("points").to_numpy()
+    for b, name in enumerate(params.behaviours):
+        if params.scored[b]:
+            sel = (beh == b) & ~false
+            cols[f"observed_{name}"] = pa.array(np.bincount(pos[sel], minlength=len(ids)).astype(np.int32))
+    cols["wrongful_penalties"] = pa.array(np.bincount(pos[false & (pts < 0)], minlength=len(ids)).astype(np.int32))
+    cols["true_misconduct"] = pa.array(c["true_misconduct"].astype(np.int32))
+    for k in keys:
+        if k.startswith("propensity_"):
+            cols[k] = pa.array(c[k])
+    return pa.table(cols)
+
+
+def staging_dir(out: Path) -> Path:
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    return tmp
+
+
+def commit_dir(tmp: Path, out: Path, force: bool) -> None:
+    """Rename the finished staging directory into place (replacing `out` only with force)."""
+    out = out.resolve()
+    if out.exists():
+        if not force:
+            raise FileExistsError(str(out))
+        trash = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.rename(out, trash)
+        os.rename(tmp, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / "run.json").read_text())
