@@ -6,6 +6,7 @@ turns it into one line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -100,12 +101,12 @@ def _explain(source: str, err: ValidationError, prefix: str = "") -> ConfigError
         msg = "unknown key; see the scenario format in docs/format.md"
     elif "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], dict):
         msg = f"{msg} (got {first['input']!r})"
-    # a model-level error already names its field inside the message
-    if field and ":" in msg.split(" ")[0]:
-        field = prefix.rstrip(".") or None
-    if not field:
-        field = None
-    return ConfigError(source, field, msg)
+    # a model-level error names its field at the start of the message ("grades: bands ... overlap")
+    head, _, rest = msg.partition(": ")
+    if rest and re.fullmatch(r"[A-Za-z_][\w.\[\]]*", head):
+        field = f"{field}.{head}" if field else head
+        msg = rest
+    return ConfigError(source, field or None, msg)
 
 
 def load_policy(path: Path) -> Policy:

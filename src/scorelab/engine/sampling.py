@@ -21,6 +21,9 @@ def bernoulli_positions(rng: np.random.Generator, n: int, p: float) -> np.ndarra
         return np.arange(n, dtype=np.int64)
     if p > 0.25:  # dense is cheaper than skipping when most trials succeed
         return np.flatnonzero(rng.random(n) < p).astype(np.int64)
+    if p < 1e-9:  # geometric gaps would overflow int64: draw the count, then distinct positions
+        k = int(rng.binomial(n, p))
+        return np.sort(rng.choice(n, size=k, replace=False)).astype(np.int64) if k else np.empty(0, dtype=np.int64)
     mean = n * p
     parts = []
     end = -1  # position of the last success drawn so far
