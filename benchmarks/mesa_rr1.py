@@ -201,8 +201,15 @@ if __name__ == "__main__":  # pragma: no cover - quick manual check
     ap.add_argument("--population", "-n", type=int, default=10_000)
     ap.add_argument("--days", "-t", type=int, default=365)
     ap.add_argument("--seed", "-s", type=int, default=0)
+    ap.add_argument("--json", action="store_true", help="print one JSON line of figures instead of the tables")
     a = ap.parse_args()
     df, wall = timed_run(a.population, a.days, a.seed)
+    if a.json:
+        import json
+
+        print(json.dumps({"population": a.population, "days": a.days, "seed": a.seed, "model_seconds": wall,
+                          "mesa": mesa.__version__}))
+        raise SystemExit(0)
     last = df[df.day == df.day.max()].set_index("group")[["mean_score", "restricted_share"]]
     tot = df.groupby("group", observed=True)[["penalties", "wrongful_penalties", "criticism"]].sum()
     print(last.join(tot).to_string())
