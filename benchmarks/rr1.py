@@ -63,8 +63,14 @@ def machine() -> dict:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count()
+    versions = {}
+    for pkg in ("numpy", "pandas", "pyarrow", "mesa"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
     return {"cores": cores, "cpu": cpu, "ram_gib": round(ram / 2**30, 1) if ram else None,
-            "python": platform.python_version(), "load_average_at_start": list(os.getloadavg())}
+            "python": platform.python_version(), **versions, "load_average_at_start": list(os.getloadavg())}
 
 
 def _tree_rss(pid: int) -> int:
