@@ -203,11 +203,14 @@ if __name__ == "__main__":  # pragma: no cover - quick manual check
     ap.add_argument("--seed", "-s", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print one JSON line of figures instead of the tables")
     a = ap.parse_args()
+    cpu0 = time.process_time()
     df, wall = timed_run(a.population, a.days, a.seed)
+    cpu = time.process_time() - cpu0
     if a.json:
         import json
 
         print(json.dumps({"population": a.population, "days": a.days, "seed": a.seed, "model_seconds": wall,
+                          "model_cpu_seconds": cpu,
                           "mesa": mesa.__version__}))
         raise SystemExit(0)
     last = df[df.day == df.day.max()].set_index("group")[["mean_score", "restricted_share"]]

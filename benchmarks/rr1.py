@@ -15,6 +15,9 @@ that fixed cost would otherwise count against it, so the ratio printed is, if an
 cost is linear in N x T (one Python `step` per citizen per day), so its agent-days per second carries over
 to any N; running it at 670,000 x 365 would take about ten minutes.
 
+"timed CPU s" is the user + system CPU time of what was timed (all of scorelab's processes; Mesa's model),
+which other work on a shared machine disturbs less than wall time does.
+
 Peak memory is the largest resident set of any one process of the run (`ru_maxrss` of the waited child,
 the figure `getrusage(RUSAGE_CHILDREN)` gives for a single child) and, because scorelab forks one worker per
 core, the peak total resident set of the whole process tree, sampled every 50 ms from /proc.
@@ -119,7 +122,7 @@ def timed_process(cmd: list[str], env: dict) -> dict:
     stderr = b"".join(err_chunks).decode(errors="replace")
     if proc.returncode != 0:
         sys.exit(f"benchmark command failed (exit {proc.returncode}): {' '.join(cmd)}\n{stderr or stdout}")
-    return {"wall_s": wall, "peak_rss_largest_process_mib": usage.ru_maxrss / 1024,
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_largest_process_mib": usage.ru_maxrss / 1024,
             "peak_rss_tree_mib": peak[0] / 2**20, "stdout": stdout}
 
 
@@ -170,7 +173,7 @@ def bench_mesa(population: int, days: int, seed: int, env: dict) -> dict:
     inner = json.loads(r.pop("stdout").strip().splitlines()[-1])
     model_s = inner["model_seconds"]
     r.update({
-        "model_s": model_s, "agent_days_per_s_whole_process": population * days / r["wall_s"],
+        "model_s": model_s, "model_cpu_s": inner["model_cpu_seconds"], "agent_days_per_s_whole_process": population * days / r["wall_s"],
         "implementation": f"Mesa {version('mesa')} (one Agent per citizen)", "population": population,
         "days": days, "seed": seed, "agent_days": population * days, "agent_days_per_s": population * days / model_s,
         "command": f"python benchmarks/mesa_rr1.py --population {population} --days {days} --seed {seed} --json",
@@ -183,10 +186,11 @@ def fmt_rate(x: float) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = ("implementation", "citizens", "days", "process s", "timed s", "agent-days/s",
+    head = ("implementation", "citizens", "days", "process s", "timed s", "timed CPU s", "agent-days/s",
             "peak RSS MiB (largest / tree)")
     body = [(r["implementation"], f"{r['population']:,}", str(r["days"]), f"{r['wall_s']:.2f}",
-             f"{r.get('model_s', r['wall_s']):.2f}", fmt_rate(r["agent_days_per_s"]),
+             f"{r.get('model_s', r['wall_s']):.2f}", f"{r.get('model_cpu_s', r['cpu_s']):.2f}",
+             fmt_rate(r["agent_days_per_s"]),
              f"{r['peak_rss_largest_process_mib']:,.0f} / {r['peak_rss_tree_mib']:,.0f}") for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     line = "  ".join("{:<%d}" % w if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
@@ -274,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if info["load_average_at_start"][0] > 0.5 * (info["cores"] or 1):
         print(f"note: the machine was busy when timing started (load average {info['load_average_at_start'][0]:.2f} "
               f"on {info['cores']} cores); figures may be slower than on an idle machine")
+    info["load_average_at_end"] = list(os.getloadavg())
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"machine": info, "runs": rows, "targets": targets}, indent=2))

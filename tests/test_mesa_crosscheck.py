@@ -93,7 +93,7 @@ def mesa_runs() -> list[dict]:
     return [summarise(mesa_rr1.run_mesa_rr1(N, T, seed=s)) for s in MESA_SEEDS]
 
 
-def test_mesa_frame_has_scorelab_shape(mesa_runs, scorelab_runs, tmp_path):
+def test_mesa_frame_has_scorelab_shape(tmp_path):
     df = mesa_rr1.run_mesa_rr1(200, 5, seed=7)
     ref = scorelab.simulate("rr1", seed=7, out=tmp_path / "r", population=200, days=5, ledger="none", workers=1).metrics
     cols = ["day", "group", "population", *mesa_rr1.METRICS]
