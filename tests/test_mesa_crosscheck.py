@@ -15,7 +15,7 @@ Seeds: Mesa 101, 102, 103; scorelab 1001 .. 1016.
 
 A cross-check must also be able to fail: `test_crosscheck_detects_wrong_deterrence` runs Mesa with the
 deterrence factor set to 1.0 (no chilling effect, seeds 201, 202) and asserts that the same comparison
-flags criticism (expected gap about 8-9 standard errors in the urban group at this size).
+flags criticism (measured gap about 10 standard errors in the urban group at this size).
 """
 
 from __future__ import annotations
