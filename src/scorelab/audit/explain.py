@@ -25,12 +25,14 @@ def _day_states(run: RunData, rows: pd.DataFrame) -> dict[str, np.ndarray]:
     np.add.at(pts, rows["day"].to_numpy(), rows["points"].to_numpy().astype(np.int64))
     score = P.start_score + np.cumsum(pts)
     days = np.arange(T)
-    listed = []
+    listed, ends_all = [], []
     for k, name in enumerate(P.bl_names):
         until = np.full(T, -1, dtype=np.int64)
         trig = rows[rows["behaviour"].astype(str) == P.behaviours[P.bl_trigger[k]]]
         np.maximum.at(until, trig["day"].to_numpy(), trig["day"].to_numpy() + int(P.bl_duration[k]))
-        listed.append(days < np.maximum.accumulate(until))
+        ends = np.maximum.accumulate(until)
+        listed.append(days < ends)
+        ends_all.append(ends)
     grade = P.grade_of(score) if P.grade_names else np.zeros(T, dtype=np.int8)
     restr = []
     for r in range(len(P.restriction_names)):
@@ -38,7 +40,7 @@ def _day_states(run: RunData, rows: pd.DataFrame) -> dict[str, np.ndarray]:
         for k in np.flatnonzero(P.restriction_lists[r]):
             on = on | listed[k]
         restr.append(on)
-    return {"score": score, "grade": grade, "listed": listed, "restricted": restr}
+    return {"score": score, "grade": grade, "listed": listed, "listed_until": ends_all, "restricted": restr}
 
 
 def _intervals(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -96,7 +98,9 @@ def explain_citizen(run_dir: str | Path | RunData, citizen: int) -> dict[str, An
     listings = []
     for k, name in enumerate(P.bl_names):
         for a, b in _intervals(states["listed"][k]):
-            listings.append({"blacklist": name, "from_day": a, "to_day": b, "days": b - a + 1})
+            until = int(states["listed_until"][k][b])
+            listings.append({"blacklist": name, "from_day": a, "to_day": b, "days": b - a + 1,
+                             "listed_until": until, "beyond_run": until > P.days})
     sanctions = []
     for r, name in enumerate(P.restriction_names):
         for a, b in _intervals(states["restricted"][r]):
@@ -142,6 +146,6 @@ def explain_citizen(run_dir: str | Path | RunData, citizen: int) -> dict[str, An
         if col.startswith("propensity_"):
             profile[col] = float(info[col])
     return {"profile": profile, "events": events, "grade_history": grade_history,
-            "listings": pd.DataFrame(listings, columns=["blacklist", "from_day", "to_day", "days"]),
+            "listings": pd.DataFrame(listings, columns=["blacklist", "from_day", "to_day", "days", "listed_until", "beyond_run"]),
             "sanctions": pd.DataFrame(sanctions, columns=["restriction", "from_day", "to_day", "days", "reason"]),
             "appeal": appeal, "days": P.days}
