@@ -86,13 +86,17 @@ class RunData:
         remap = np.array([want.index(n) if n in want else len(want) for n in names], dtype=np.int64)
         code = beh.cat.codes.to_numpy().astype(np.int64)
         sen = led["sensor"]
+        real_sensor = np.array([c != "none" for c in sen.cat.categories], dtype=bool)
+        scode = sen.cat.codes.to_numpy().astype(np.int64)
         return {
             "pos": np.searchsorted(ids, led["citizen"].to_numpy()),
             "day": led["day"].to_numpy().astype(np.int64),
             "points": led["points"].to_numpy().astype(np.int64),
             "behaviour": remap[code] if len(code) else code,
             "false": led["false_attribution"].to_numpy(dtype=bool),
-            "sensor": sen.astype(str).to_numpy(),
+            "sensor": scode,  # dictionary code; "none" (score-range adjustments) is not a data source
+            "real_sensor": real_sensor[scode] if len(scode) else np.zeros(0, dtype=bool),
+            "n_sensors": len(real_sensor),
         }
 
     @cached_property
@@ -495,9 +499,10 @@ def privacy_table(run: RunData) -> pd.DataFrame:
     gov = run.scenario.policy.governance
     a = run.ledger_arrays
     n = len(run.citizens)
-    real = a["sensor"] != "none"
-    pairs = np.unique(np.stack([a["pos"][real], pd.factorize(a["sensor"][real])[0]]), axis=1) if real.any() else np.zeros((2, 0), int)
-    sources = np.bincount(pairs[0], minlength=n)
+    real = a["real_sensor"]
+    seen = np.zeros((n, max(1, a["n_sensors"])), dtype=bool)
+    seen[a["pos"][real], a["sensor"][real]] = True
+    sources = seen.sum(axis=1)
     records = np.bincount(a["pos"], minlength=n)
     rows = [
         ("sensors", len(run.params.sensors), "data sources the policy reads: " + ", ".join(run.params.sensors)),
