@@ -162,7 +162,19 @@ def test_cli_audit(rr1_run, tmp_path):
     assert r.exit_code == 2 and "fast or full" in r.output
 
 
-def test_audit_needs_detail(tmp_path):
-    run = simulate_dict(rr1_dict(2_000, 10), tmp_path / "run", ledger="none")
+def test_runs_without_detail_get_the_aggregate_audit(tmp_path):
+    from scorelab.audit.compliance import compliance
+    from scorelab.audit.report import build_report
+
+    run = simulate_dict(rr1_dict(4_000, 30), tmp_path / "run", ledger="none")
+    t = audit_run(run.path)
+    assert set(t) == {"sanctions", "wrongful", "chilling", "chilling_curve", "gaming"}
+    assert t["sanctions"].loc["rural", "disparate_impact"] > 1  # from mean restricted shares
+    assert t["chilling"].loc["all", "speech_counterfactual"] >= t["chilling"].loc["all", "speech_run"] > 0
     r = CliRunner().invoke(app, ["audit", str(run.path)])
-    assert r.exit_code == 2 and "--ledger" in r.output
+    assert r.exit_code == 0, r.output
+    assert "no per-citizen detail" in r.output and "--ledger all" in r.output
+    df = compliance(run.path)
+    assert (df["verdict"] == "fail").any()
+    text = build_report(run.path).read_text(encoding="utf-8")
+    assert "no per-citizen detail" in text and text.count("Plotly.newPlot(") == 5

@@ -156,22 +156,12 @@ def validate(scenario: str = typer.Argument(..., help="preset name or scenario T
 def _write_report(path: Path) -> None:
     from .audit.report import build_report
 
-    if not (path / "citizens.parquet").is_file() or run_kept_nothing(path):
-        console.print("no report: this run kept no per-citizen detail (--ledger none); "
-                      f"`scorelab report {path}` needs a run with --ledger all or a sample size")
-        return
     try:
         page = build_report(path)
     except ConfigError as e:
         fail(str(e))
         return
     console.print(f"report: [bold]{page}[/]  (open it in a browser; it needs no internet)")
-
-
-def run_kept_nothing(path: Path) -> bool:
-    from .store import read_manifest
-
-    return read_manifest(path).get("detail", {}).get("mode") == "none"
 
 
 def _audit_options(counterfactual: str, cf_population: Optional[int]) -> dict:
@@ -250,26 +240,40 @@ def audit(
     t = res["tables"]
     pct_s = ("restricted_final_share", "restricted_mean_share", "ever_restricted_share", "false_positive_rate",
              "false_negative_rate", "innocent_among_restricted")
+    def present(df, cols):
+        return [c for c in cols if c in df.columns]
+
     console.print(_rich_table("Sanctions by group (95% bootstrap intervals below)", t["sanctions"], pct=pct_s,
-                              columns=["restricted_final_share", "ever_restricted_share", "disparate_impact",
-                                       "restricted_days_mean", *pct_s[3:]]))
+                              columns=present(t["sanctions"], ["restricted_final_share", "restricted_mean_share",
+                                                               "ever_restricted_share", "disparate_impact",
+                                                               "restricted_days_mean", *pct_s[3:]])))
     console.print(_rich_table("Wrongful sanctions (false attributions alone)", t["wrongful"],
-                              columns=["false_attributions_all_citizens", "citizens_falsely_attributed", "final_score_changed",
-                                       "grade_changed", "listing_changed", "wrongly_restricted", "wrongful_restriction_days"]))
+                              columns=present(t["wrongful"], ["false_attributions_all_citizens", "citizens_falsely_attributed",
+                                                              "final_score_changed", "grade_changed", "listing_changed",
+                                                              "wrongly_restricted", "wrongful_restriction_days"])))
     console.print(_rich_table("Chilling effect (true speech vs the counterfactual without the policy)", t["chilling"],
                               pct=("speech_fall_share",),
                               columns=["speech_run", "speech_counterfactual", "speech_fall", "speech_fall_share"]))
     console.print(_rich_table("Gaming", t["gaming"], pct=("bought_share_of_points_awarded",),
                               columns=["bought_behaviours", "points_bought", "points_earned_by_conduct",
                                        "bought_share_of_points_awarded", "events_induced_by_gaming", "money_collected"]))
+    if "inequality" not in t:
+        _print_notes(res, run_dir)
+        return
     console.print(_rich_table("Inequality and mobility", t["inequality"],
                               pct=("bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share"),
                               columns=["gini", "score_p10", "score_p50", "score_p90", "bottom_share_final",
                                        "ever_bottom_share", "stuck_in_bottom_share"]))
     console.print(_rich_table("Grade transitions (start -> end, kept citizens)", t["transitions"], index="from"))
     console.print(_rich_table("Privacy exposure", t["privacy"], index="metric"))
+    _print_notes(res, run_dir)
+
+
+def _print_notes(res: dict, run_dir: Path) -> None:
+    from rich.markup import escape
+
     for k, v in res["notes"].items():
-        console.print(f"[dim]{k}: {v}[/]", highlight=False)
+        console.print(f"[dim]{k}: {escape(v)}[/]", highlight=False)
     console.print(f"written: {run_dir / 'audit.parquet'}, {run_dir / 'audit.json'}, {run_dir / 'chilling.parquet'}")
 
 

@@ -10,6 +10,7 @@ check could not judge without a run is said in `needs_run`.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,8 +37,28 @@ class Context:
     def gov(self):
         return self.policy.governance
 
+    def row(self, table: str, group: str = "all") -> "_Row":
+        """A table's row as a dict whose missing entries read NaN (runs without per-citizen detail lack some)."""
+        if self.tables is None or table not in self.tables:
+            return _Row()
+        return _Row(self.tables[table].loc[group].to_dict())
+
+    def privacy(self) -> "_Row":
+        if self.tables is None or "privacy" not in self.tables:
+            return _Row()
+        return _Row(self.tables["privacy"]["value"].to_dict())
+
     def ctx_of(self, name: str) -> str:
         return self.gov.contexts.get(name, name)
+
+
+class _Row(dict):
+    def __missing__(self, key: str) -> float:
+        return math.nan
+
+
+def _ok(*xs: Any) -> bool:
+    return all(isinstance(x, (int, float)) and math.isfinite(float(x)) for x in xs)
 
 
 @dataclass
@@ -112,7 +133,7 @@ def fair_legitimate(ctx: Context):
                                  "speech is not fair processing"))
     ev = ""
     if ctx.tables is not None and _speech_rules(ctx):
-        ch = ctx.tables["chilling"].loc["all"]
+        ch = ctx.row("chilling")
         ev = (f"speech fell by {_fmt(ch['speech_fall'])} events ({ch['speech_fall_share']:.2%}) against the "
               "counterfactual without the policy")
     if ev:
@@ -146,14 +167,14 @@ def proportionality(ctx: Context):
     f: list[Finding] = []
     f += _single_event_sanctions(ctx)
     if ctx.tables is not None:
-        s, w = ctx.tables["sanctions"].loc["all"], ctx.tables["wrongful"].loc["all"]
+        s, w = ctx.row("sanctions"), ctx.row("wrongful")
         if s["innocent_among_restricted"] > 0:
             f.append(Finding("fail", "citizens without any true misconduct were restricted",
                              f"{s['innocent_among_restricted']:.2%} of the restricted had no true misconduct"))
         if w["wrongly_restricted"] > 0:
             f.append(Finding("fail", "false attributions alone caused restrictions",
                              f"{int(w['wrongly_restricted'])} kept citizens, {int(w['wrongful_restriction_days'])} days of restriction"))
-        p = ctx.tables["privacy"]["value"]
+        p = ctx.privacy()
         if p.get("fused_share", 0) > 0:
             f.append(Finding("warn", f"records from several sources are fused per citizen ({len(ctx.policy.rules)} rules, "
                                      f"{int(p['sensors'])} sensors)",
@@ -186,9 +207,10 @@ def retention(ctx: Context):
         f.append(Finding("warn", f"policy.governance.retention_days = {days}: more than twice the longest listing "
                                  f"({need} days) that any rule needs"))
     if ctx.tables is not None:
-        p = ctx.tables["privacy"]["value"]
+        p = ctx.privacy()
         for x in f:
-            x.evidence = f"{int(p['records_held']):,} ledger records held, {p['records_per_citizen_mean']:.2f} per citizen"
+            if _ok(p["records_held"]):
+                x.evidence = f"{int(p['records_held']):,} ledger records held, {p['records_per_citizen_mean']:.2f} per citizen"
     return f, ""
 
 
@@ -210,9 +232,10 @@ def accuracy(ctx: Context):
                 f.append(Finding("warn", f"sensor {s.name!r} observes groups unequally (coverage {min(cov):g} to {max(cov):g}): "
                                          "the same conduct is recorded differently by group"))
     if ctx.tables is not None:
-        w = ctx.tables["wrongful"].loc["all"]
-        ev = (f"{int(w['false_attributions_all_citizens']):,} false attributions scored; "
-              f"{int(w['grade_changed'])} kept citizens' grades changed by them")
+        w = ctx.row("wrongful")
+        ev = f"{int(w['false_attributions_all_citizens']):,} false attributions scored"
+        if _ok(w["grade_changed"]):
+            ev += f"; {int(w['grade_changed'])} kept citizens' grades changed by them"
         for x in f:
             x.evidence = ev
     return f, "" if ctx.scenario is not None else "the scenario's sensors (false attributions, coverage) are needed"
@@ -227,7 +250,7 @@ def confidentiality(ctx: Context):
         elif r.fields and r.safeguards is not True:
             f.append(Finding("warn", f"recipient {r.name!r} ({r.kind}) receives {', '.join(r.fields)} without declared safeguards"))
     if ctx.tables is not None and ctx.gov.recipients:
-        p = ctx.tables["privacy"]["value"]
+        p = ctx.privacy()
         u = p.get("unique_share[all_recipients]", 0.0)
         if u > 0:
             f.append(Finding("fail", "what is shared singles citizens out (k-anonymity k = 1)",
@@ -299,7 +322,7 @@ def minimisation(ctx: Context):
     if "score" in shared:
         f.append(Finding("warn", "the exact score is shared with recipients (a grade or a yes/no would be less data)"))
     if ctx.tables is not None:
-        p = ctx.tables["privacy"]["value"]
+        p = ctx.privacy()
         if p.get("fused_share", 0) > 0:
             f.append(Finding("warn", f"{int(p['sensors'])} sources are fused into one record per citizen",
                              f"{p['fused_share']:.2%} of citizens have records from 2 or more sources"))
@@ -347,11 +370,19 @@ def automated_decisions(ctx: Context):
         f.append(Finding("fail" if ap is False else "warn", "citizens cannot contest the decision (policy.governance.appeal "
                          + ("= false)" if ap is False else "not declared)")))
     if ctx.tables is not None:
-        s = ctx.tables["sanctions"].loc["all"]
+        s = ctx.row("sanctions")
         for x in f:
-            x.evidence = (f"{s['ever_restricted_share']:.2%} of kept citizens restricted at least once, "
-                          f"{s['restricted_days_mean']:.1f} days each on average")
+            x.evidence = _restricted_evidence(s)
     return f, ""
+
+
+def _restricted_evidence(s: _Row) -> str:
+    if _ok(s["ever_restricted_share"]):
+        return (f"{s['ever_restricted_share']:.2%} of kept citizens restricted at least once, "
+                f"{s['restricted_days_mean']:.1f} days each on average")
+    if _ok(s["restricted_mean_share"]):
+        return f"{s['restricted_mean_share']:.2%} of citizens restricted on an average day"
+    return ""
 
 
 def _unrelated(ctx: Context) -> dict[str, set[str]]:
@@ -387,9 +418,9 @@ def unrelated_contexts(ctx: Context):
                                  + ("" if declared else " (contexts not declared in policy.governance.contexts: "
                                                         "each behaviour is taken as its own context)")))
     if ctx.tables is not None and f:
-        s = ctx.tables["sanctions"].loc["all"]
+        s = ctx.row("sanctions")
         for x in f:
-            x.evidence = f"{s['ever_restricted_share']:.2%} of kept citizens restricted at least once"
+            x.evidence = _restricted_evidence(s)
     return f, ""
 
 
@@ -411,7 +442,7 @@ def disproportionate(ctx: Context):
                 f.append(Finding("fail", f"one {r.behaviour!r} event ({r.points} points) takes a citizen from the start "
                                          f"score {start} to grade {grade.name}, which is restricted"))
     if ctx.tables is not None:
-        s, w = ctx.tables["sanctions"].loc["all"], ctx.tables["wrongful"].loc["all"]
+        s, w = ctx.row("sanctions"), ctx.row("wrongful")
         if s["innocent_among_restricted"] > 0:
             f.append(Finding("fail", "restrictions fell on citizens with no true misconduct",
                              f"{s['innocent_among_restricted']:.2%} of the restricted"))
@@ -421,9 +452,10 @@ def disproportionate(ctx: Context):
         di = ctx.tables["sanctions"]
         flagged = di[di["disparate_impact_flag"]]
         for g, row in flagged.iterrows():
+            lo, hi = row.get("disparate_impact_ci_low", math.nan), row.get("disparate_impact_ci_high", math.nan)
             f.append(Finding("warn", f"group {g!r} is restricted {row['disparate_impact']:.2f} times as often as "
                                      f"{row['reference_group']!r} (outside 0.8-1.25)",
-                             f"95% CI {row['disparate_impact_ci_low']:.2f}-{row['disparate_impact_ci_high']:.2f}"))
+                             f"95% CI {lo:.2f}-{hi:.2f}" if _ok(lo, hi) else ""))
     return f, "" if ctx.tables is not None else "a run measures who was restricted without misconduct, and disparities"
 
 
@@ -456,7 +488,7 @@ def context_for(target: str | Path, tables: dict[str, pd.DataFrame] | None = Non
 
         run = open_run(path)
         if tables is None:
-            tables = audit_run(run, **audit_options) if len(run.citizens) else None
+            tables = audit_run(run, **audit_options)
         return Context(run.scenario.policy, run.scenario, tables, str(path))
     src = resolve_source(str(target))
     data = _read_toml(src)

@@ -283,6 +283,35 @@ def sanctions_table(run: RunData) -> pd.DataFrame:
     return df
 
 
+def sanctions_aggregate(run: RunData) -> pd.DataFrame:
+    """The sanctions table from metrics.parquet alone (runs kept without per-citizen detail).
+
+    Without citizens there is no ever-restricted share and no ground truth per citizen: disparate impact
+    is then the ratio of the groups' mean restricted shares over the run (the share of citizen-days).
+    """
+    m = run.metrics.assign(group=lambda d: d["group"].astype(str))
+    mean_share = m.groupby("group")["restricted_share"].mean()
+    last = _last_day(run)
+    groups = run.groups
+    ref = mean_share[groups].idxmin()
+    rows = []
+    for name in groups + ["all"]:
+        di = _ratio(mean_share[name], mean_share[ref]) if name != "all" else np.nan
+        rows.append({"group": name,
+                     "citizens": int(run.manifest["population"] if name == "all" else run.manifest["group_sizes"].get(name, 0)),
+                     "kept": 0, "restricted_final_share": float(last.loc[name, "restricted_share"]),
+                     "restricted_mean_share": float(mean_share[name]), "reference_group": ref,
+                     "disparate_impact": float(di), "disparate_impact_time": float(di),
+                     "disparate_impact_flag": bool(name != "all" and np.isfinite(di) and (di < DI_LOW or di > DI_HIGH))})
+    return pd.DataFrame(rows).set_index("group")
+
+
+def wrongful_aggregate(run: RunData) -> pd.DataFrame:
+    pen_all = _metric_sum(run, "wrongful_penalties")
+    return pd.DataFrame([{"group": g, "kept": 0, "false_attributions_all_citizens": int(pen_all.get(g, 0))}
+                         for g in run.groups + ["all"]]).set_index("group")
+
+
 def wrongful_table(run: RunData) -> pd.DataFrame:
     """Citizens whose score, grade, listing or restrictions were changed by false attributions alone."""
     _require_detail(run, "the wrongful-sanctions audit")
@@ -354,11 +383,12 @@ def chilling_curve(run: RunData) -> pd.DataFrame:
     t = t[t["behaviour"].isin(speech)].groupby(["day", "group"], as_index=False)["events"].sum()
     t = t.rename(columns={"events": "counterfactual"})
     out = cur.merge(t, on=["day", "group"], how="left").fillna({"counterfactual": 0})
-    if not cf["common_random_numbers"]:
+    if not cf["common_random_numbers"]:  # a smaller counterfactual population: scale its counts to the run's
         sizes = dict(cf["group_sizes"] or {})
         sizes["all"] = sum(sizes.values())
-        scale = out["group"].map(lambda g: out.loc[out["group"] == g, "population"].iloc[0] / max(sizes.get(g, 1), 1))
-        out["counterfactual"] = out["counterfactual"] * scale
+        pop = out.groupby("group")["population"].first()
+        scale = {g: pop[g] / sizes[g] if sizes.get(g) else 0.0 for g in pop.index}
+        out["counterfactual"] = out["counterfactual"] * out["group"].map(scale)
     out["counterfactual"] = out["counterfactual"].astype(np.float64)
     return out[["day", "group", "run", "counterfactual", "population"]]
 
@@ -483,6 +513,8 @@ def transitions_table(run: RunData, kind: str = "start_end") -> pd.DataFrame:
     P = run.params
     names = list(P.grade_names)[::-1]
     K = len(P.grade_names)
+    if K == 0:
+        return pd.DataFrame(index=pd.Index([], name="from"))
     if kind == "changes":
         mat = run.replay.transitions
     else:
@@ -557,6 +589,9 @@ def _open(run_dir: str | Path | RunData, **options: Any) -> RunData:
 def audit_run(run_dir: str | Path | RunData, **options: Any) -> dict[str, pd.DataFrame]:
     """Every audit table of a run. Options: counterfactual="fast"|"full", counterfactual_population=int."""
     run = _open(run_dir, **options)
+    if len(run.citizens) == 0:  # aggregate metrics only: what needs citizens is left out, and notes say so
+        return {"sanctions": sanctions_aggregate(run), "wrongful": wrongful_aggregate(run),
+                "chilling": chilling_table(run), "chilling_curve": chilling_curve(run), "gaming": gaming_table(run)}
     return {
         "sanctions": sanctions_table(run),
         "wrongful": wrongful_table(run),
@@ -587,8 +622,12 @@ RENAME = {"wrongly_restricted_share": "wrongful_sanctioned_share", "wrongly_rest
 def summary_from_tables(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
     out: dict[str, float] = {}
     for table, cols in SUMMARY_COLUMNS.items():
-        df = tables[table]
+        df = tables.get(table)
+        if df is None:
+            continue
         for col in cols:
+            if col not in df.columns:
+                continue
             key = RENAME.get(col, col)
             for group, v in df[col].items():
                 if isinstance(v, (bool, np.bool_)):
@@ -599,6 +638,8 @@ def summary_from_tables(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
                     continue
                 if math.isfinite(v):
                     out[f"{key}[{group}]"] = v
+    if "inequality" not in tables:
+        return out
     out["grade_changes_per_citizen[all]"] = float(tables["inequality"].loc["all", "grade_changes_per_citizen"])
     priv = tables["privacy"]["value"]
     for metric in ("sources_per_citizen_mean", "fused_share", "records_per_citizen_mean", "unique_share[all_recipients]",
@@ -650,9 +691,13 @@ def _ci_base(col: str) -> str:
 
 def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     cf = counterfactual(run)
+    kept = (f"per-citizen figures use {run.kept_note}" if len(run.citizens) else
+            "this run kept no per-citizen detail (--ledger none): ever-restricted shares, errors against ground truth, "
+            "wrongful sanctions, inequality, transitions and privacy need a run with --ledger all or a sample size; "
+            "disparate impact here compares the groups' mean restricted shares")
     return {
         "population": f"{run.manifest['population']:,} citizens, {run.params.days} days, seed {run.seed}",
-        "kept": f"per-citizen figures use {run.kept_note}",
+        "kept": kept,
         "intervals": (f"95% percentile bootstrap over the kept citizens, stratified by group, {BOOTSTRAP} resamples, "
                       f"seeded with the run's seed ({run.seed})"),
         "ground_truth": ("true misconduct = at least one true event of a negative-points behaviour (the policy's own "
@@ -663,7 +708,7 @@ def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
         "counterfactual": cf["method"],
         "spillover": ("from graph.parquet" if (run.path / "graph.parquet").is_file()
                       else "this run has no social graph (graph.parquet), so no spill-over channel exists: not measured"),
-        "disparate_impact": (f"ever-restricted share of each group over that of the least restricted group "
+        "disparate_impact": (f"{'ever-restricted' if len(run.citizens) else 'mean restricted'} share of each group over that of the least restricted group "
                              f"({tables['sanctions']['reference_group'].iloc[0]}); flagged outside {DI_LOW}-{DI_HIGH}"),
     }
 

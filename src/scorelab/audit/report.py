@@ -216,7 +216,7 @@ def fig_transitions(run: RunData, tables: dict[str, pd.DataFrame]):
 def html_table(df: pd.DataFrame, columns: list[tuple[str, str]] | None = None, pct: set[str] = frozenset(),
                ci: dict[str, tuple[str, str]] | None = None, index_name: str = "group") -> str:
     ci = ci or {}
-    cols = columns or [(c, c.replace("_", " ")) for c in df.columns]
+    cols = [(c, label) for c, label in columns if c in df.columns] if columns else [(c, c.replace("_", " ")) for c in df.columns]
     head = f"<tr><th>{e(index_name)}</th>" + "".join(f"<th>{e(label)}</th>" for _, label in cols) + "</tr>"
     body = []
     for idx, row in df.iterrows():
@@ -263,8 +263,6 @@ blockquote{margin:.3em 0;font-style:italic;color:#333} .kpi{display:inline-block
 
 def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit_options: Any) -> Path:
     """Audit the run, check compliance, and write RUN/report.html (or ``out``); returns its path."""
-    import plotly.offline
-
     run = run_dir if isinstance(run_dir, RunData) else open_run(run_dir)
     res = write_audit(run, **audit_options)
     t, notes, summ = res["tables"], res["notes"], res["summary"]
@@ -338,8 +336,21 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
                                    ("events_induced_by_gaming", "events induced by gaming"),
                                    ("money_collected", "money collected")], pct={"bought_share_of_points_awarded"}))
 
+    if "inequality" not in t:
+        p.add(f"<h2>Per-citizen audit</h2><p class='note'>{e(notes['kept'])}.</p>")
+    else:
+        _per_citizen_sections(p, run, t, notes)
+
+    p.add("<h2>Compliance</h2><p class='note'>Each principle is judged on the policy's rules and declarations and on "
+          "this run's outcomes; the cause names the rule or setting, the text is what it is judged against.</p>")
+    p.add(compliance_table(comp))
+    return _write_page(p, run, out)
+
+
+def _per_citizen_sections(p: Page, run: RunData, t: dict[str, pd.DataFrame], notes: dict[str, str]) -> None:
     p.add("<h2>Inequality and mobility</h2>")
-    p.figure(fig_transitions(run, t), "Rows: grade before; columns: grade after (kept citizens).")
+    if len(t["transitions"].columns):
+        p.figure(fig_transitions(run, t), "Rows: grade before; columns: grade after (kept citizens).")
     p.add(html_table(t["inequality"], [("gini", "Gini of scores"), ("score_p10", "p10"), ("score_p50", "median"),
                                        ("score_p90", "p90"), ("bottom_grades", "bottom grades"),
                                        ("bottom_share_final", "in bottom grades at the end"),
@@ -359,10 +370,11 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
                         f"<td>{e('not declared' if r.safeguards is None else r.safeguards)}</td></tr>" for r in gov.recipients)
               + "</table>")
 
-    p.add("<h2>Compliance</h2><p class='note'>Each principle is judged on the policy's rules and declarations and on "
-          "this run's outcomes; the cause names the rule or setting, the text is what it is judged against.</p>")
-    p.add(compliance_table(comp))
 
+def _write_page(p: Page, run: RunData, out: Path | None) -> Path:
+    import plotly.offline
+
+    name = run.scenario.scenario.name
     plotly_js = plotly.offline.get_plotlyjs()
     calls = "\n".join(f"Plotly.newPlot({json.dumps(fid)}, F{i}.data, F{i}.layout, "
                       f"{{responsive:true,displaylogo:false}});" for i, (fid, _) in enumerate(p.figures))
