@@ -178,3 +178,16 @@ def test_runs_without_detail_get_the_aggregate_audit(tmp_path):
     assert (df["verdict"] == "fail").any()
     text = build_report(run.path).read_text(encoding="utf-8")
     assert "no per-citizen detail" in text and text.count("Plotly.newPlot(") == 5
+
+
+def test_sampled_run_and_smaller_counterfactual(tmp_path):
+    run = simulate_dict(rr1_dict(6_000, 30), tmp_path / "run", seed=3, ledger="600")  # every 10th id
+    t = audit_run(run.path, counterfactual_population=3_000)
+    s = t["sanctions"]
+    assert s.loc["all", "kept"] == 600 and s.loc["all", "citizens"] == 6_000
+    ch = t["chilling"].loc["all"]
+    assert "no common random numbers" in ch["method"]
+    # counts scaled to the run's population: same order of magnitude as the run's own speech
+    assert 0.7 < ch["speech_counterfactual"] / ch["speech_run"] < 1.4
+    r = CliRunner().invoke(app, ["audit", str(run.path), "--counterfactual-population", "0"])
+    assert r.exit_code == 2 and "--counterfactual-population" in r.output

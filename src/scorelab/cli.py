@@ -283,6 +283,8 @@ def compliance(
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the table as JSON to this file"),
 ) -> None:
     """Check a policy (and a run's outcomes) against the UN data-protection principles, GDPR and the EU AI Act."""
+    from rich.markup import escape
+
     from .audit.compliance import compliance as check
 
     try:
@@ -295,10 +297,10 @@ def compliance(
     for c in ("source", "principle", "verdict", "why", "text judged against"):
         t.add_column(c, overflow="fold")
     for _, r in df.iterrows():
-        why = r["cause"] + (f"\n[dim]evidence: {r['evidence']}[/]" if r["evidence"] else "") + (
-            f"\n[dim]needs a run: {r['needs_run']}[/]" if r["needs_run"] else "")
-        t.add_row(f"{r['article']}", r["principle"], f"[bold {colour[r['verdict']]}]{r['verdict']}[/]",
-                  why.replace("[fail]", "\\[fail]").replace("[warn]", "\\[warn]"), r["text"])
+        why = escape(r["cause"]) + (f"\n[dim]evidence: {escape(r['evidence'])}[/]" if r["evidence"] else "") + (
+            f"\n[dim]needs a run: {escape(r['needs_run'])}[/]" if r["needs_run"] else "")
+        t.add_row(escape(r["source"]), escape(r["principle"]), f"[bold {colour[r['verdict']]}]{r['verdict']}[/]",
+                  why, escape(r["text"]))
     console.print(t)
     counts = df["verdict"].value_counts()
     console.print(f"{counts.get('fail', 0)} fail, {counts.get('warn', 0)} warn, {counts.get('pass', 0)} pass")

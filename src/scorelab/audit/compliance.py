@@ -471,9 +471,11 @@ def evaluate(ctx: Context) -> pd.DataFrame:
         if not findings:
             cause = "nothing in the policy" + (" or the run" if ctx.tables is not None else "") + " conflicts with it"
         else:
-            cause = "; ".join(f"[{x.verdict}] {x.cause}" for x in sorted(findings, key=lambda x: -ORDER[x.verdict]))
+            cause = "\n".join(f"[{x.verdict}] {x.cause}" for x in sorted(findings, key=lambda x: -ORDER[x.verdict]))
         evidence = "; ".join(dict.fromkeys(x.evidence for x in findings if x.evidence))
-        rows.append({"id": p.id, "framework": p.framework, "article": p.article, "principle": p.title,
+        short = {"UN": "UN", "GDPR": "GDPR", "AIA": "AI Act"}[p.id.split("-")[0]]
+        rows.append({"id": p.id, "framework": p.framework, "source": f"{short} {p.article}", "article": p.article,
+                     "principle": p.title,
                      "verdict": verdict, "cause": cause, "evidence": evidence,
                      "needs_run": need if ctx.tables is None else "", "text": p.text,
                      "quoted": p.quoted})

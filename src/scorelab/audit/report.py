@@ -239,7 +239,7 @@ def compliance_table(df: pd.DataFrame) -> str:
     for _, r in df.iterrows():
         rows.append(
             f"<tr class='{e(r['verdict'])}'><td>{e(r['framework'])}<br><b>{e(r['article'])}</b></td><td>{e(r['principle'])}</td>"
-            f"<td class='v'>{e(r['verdict'])}</td><td>{e(r['cause'])}"
+            f"<td class='v'>{e(r['verdict'])}</td><td>{'<br>'.join(e(c) for c in r['cause'].split(chr(10)))}"
             + (f"<div class='ev'>Evidence: {e(r['evidence'])}</div>" if r["evidence"] else "")
             + (f"<div class='ev'>Needs a run: {e(r['needs_run'])}</div>" if r["needs_run"] else "")
             + f"</td><td><details><summary>{'quoted' if r['quoted'] else 'paraphrased'}</summary>"
