@@ -475,11 +475,9 @@ def inequality_table(run: RunData) -> pd.DataFrame:
                      "ever_bottom_share": float(ever_bottom[mask].mean()) if mask.any() else math.nan,
                      "stuck_in_bottom_share": float(end_bottom[mask & ever_bottom].mean()) if (mask & ever_bottom).any() else 0.0,
                      "bottom_days_mean": float(bdays[mask].mean()) if mask.any() else math.nan,
-                     "grade_changes_per_citizen": float(np.nan),
+                     "grade_changes_per_citizen": float(rp.grade_changes[mask].mean()) if mask.any() else math.nan,
                      "contacts_of_restricted_share": graph.get(name, math.nan)})
-    df = pd.DataFrame(rows).set_index("group")
-    df.loc["all", "grade_changes_per_citizen"] = float(rp.transitions.sum() / max(1, rp.n))
-    return df
+    return pd.DataFrame(rows).set_index("group")
 
 
 def _spillover(run: RunData) -> dict[str, float]:
@@ -613,7 +611,7 @@ SUMMARY_COLUMNS = {
     "chilling": ["speech_run", "speech_counterfactual", "speech_fall", "speech_fall_share"],
     "gaming": ["points_bought", "points_earned_by_conduct", "bought_share_of_points_awarded", "events_induced_by_gaming",
                "money_collected"],
-    "inequality": ["gini", "bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share"],
+    "inequality": ["gini", "bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "grade_changes_per_citizen"],
 }
 RENAME = {"wrongly_restricted_share": "wrongful_sanctioned_share", "wrongly_restricted": "wrongful_sanctioned",
           "restricted_final_share": "restricted_share"}
@@ -640,7 +638,6 @@ def summary_from_tables(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
                     out[f"{key}[{group}]"] = v
     if "inequality" not in tables:
         return out
-    out["grade_changes_per_citizen[all]"] = float(tables["inequality"].loc["all", "grade_changes_per_citizen"])
     priv = tables["privacy"]["value"]
     for metric in ("sources_per_citizen_mean", "fused_share", "records_per_citizen_mean", "unique_share[all_recipients]",
                    f"below_k{K_ANON}_share[all_recipients]"):

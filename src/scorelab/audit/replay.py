@@ -31,6 +31,7 @@ class Replay:
     final_restricted: np.ndarray  # [n] bool
     start_grade: int
     transitions: np.ndarray  # [K, K] number of grade changes from row grade to column grade
+    grade_changes: np.ndarray  # [n] number of grade changes per citizen
 
 
 def _segment_starts(pos: np.ndarray) -> np.ndarray:
@@ -141,12 +142,14 @@ def replay(params: Params, n: int, pos: np.ndarray, day: np.ndarray, points: np.
         final_restricted[cpos[last]] = restricted[last]
 
     transitions = np.zeros((max(K, 1), max(K, 1)), dtype=np.int64)
+    changes = np.zeros(n, dtype=np.int64)
     if K and m:
         prev = np.empty(m, dtype=np.int64)
         prev[1:] = grade[:-1]
         prev[seg0] = start_grade
         moved = prev != grade
         np.add.at(transitions, (prev[moved], grade[moved].astype(np.int64)), 1)
+        changes = np.bincount(cpos[moved], minlength=n).astype(np.int64)
 
     return Replay(n, T, restricted_days, grade_days, listed_days, final_score, final_grade, final_restricted,
-                  start_grade, transitions)
+                  start_grade, transitions, changes)
