@@ -106,6 +106,16 @@ def scenario_words(run: RunData) -> str:
         resp.append(f"below {gm.below_score} points, citizens do {e(gm.behaviour)} {gm.factor:g} times as often (gaming)")
     if resp:
         out.append("<p>Response: " + "; ".join(resp) + ".</p>")
+    g = pol.governance
+
+    def decl(v: Any) -> str:
+        return "not declared" if v is None else ("yes" if v is True else "no" if v is False else e(v))
+
+    out.append(f"<p>Data governance, as declared: purpose {decl(g.purpose)}; legal basis {decl(g.legal_basis)}; "
+               f"citizens notified {decl(g.notice)}; human review of restrictions {decl(g.human_review)}; "
+               f"appeal {decl(g.appeal)}; retention "
+               f"{'not limited' if g.retention_days is None else str(g.retention_days) + ' days'}; "
+               f"{len(g.recipients)} recipient(s) outside the scoring authority.</p>")
     return "\n".join(out)
 
 
