@@ -14,6 +14,8 @@ from typing import Annotated, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .governance import Governance
+
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
 
@@ -116,9 +118,11 @@ class Policy(Strict):
     grades: list[Grade] = Field(default_factory=list)
     blacklists: list[Blacklist] = Field(default_factory=list)
     restrictions: list[Restriction] = Field(default_factory=list)
+    governance: Governance = Field(default_factory=Governance, description="data-protection declarations (audit only)")
 
     @model_validator(mode="after")
     def _check(self) -> "Policy":
+        self.governance.check_names({r.behaviour for r in self.rules}, {r.name for r in self.restrictions})
         if self.score_min is not None and self.score_max is not None and self.score_min >= self.score_max:
             raise ValueError(f"score_min {self.score_min} must be below score_max {self.score_max}")
         _unique("rules", [(r.behaviour) for r in self.rules], what="behaviour (one rule per behaviour)")

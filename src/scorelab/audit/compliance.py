@@ -1,0 +1,504 @@
+"""Check a policy, and a run's outcomes, against data-protection and AI law principles.
+
+The principles' texts are data (audit/data/principles.toml: framework, article, title, text); each names a
+check here, a plain function of what is known: the policy (always), the scenario (its behaviours and
+sensors: from a scenario file or a run), and the run's audit tables (only from a run). A check returns
+findings — (verdict, cause, evidence) — and the principle's verdict is the worst of them: pass < warn < fail.
+Every finding names the rule or setting that caused it, so a reader sees why, not just a verdict; what a
+check could not judge without a run is said in `needs_run`.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from ..config.loader import ConfigError, _read_toml, load_policy, load_scenario, resolve_source
+from ..config.models import Policy, Scenario
+
+ORDER = {"pass": 0, "warn": 1, "fail": 2}
+SIGNIFICANT_DAYS = 365  # one event restricting a citizen for a year or more is judged disproportionate
+
+
+@dataclass
+class Context:
+    policy: Policy
+    scenario: Scenario | None = None
+    tables: dict[str, pd.DataFrame] | None = None
+    source: str = ""
+
+    @property
+    def gov(self):
+        return self.policy.governance
+
+    def row(self, table: str, group: str = "all") -> "_Row":
+        """A table's row as a dict whose missing entries read NaN (runs without per-citizen detail lack some)."""
+        if self.tables is None or table not in self.tables:
+            return _Row()
+        return _Row(self.tables[table].loc[group].to_dict())
+
+    def privacy(self) -> "_Row":
+        if self.tables is None or "privacy" not in self.tables:
+            return _Row()
+        return _Row(self.tables["privacy"]["value"].to_dict())
+
+    def ctx_of(self, name: str) -> str:
+        return self.gov.contexts.get(name, name)
+
+
+class _Row(dict):
+    def __missing__(self, key: str) -> float:
+        return math.nan
+
+
+def _ok(*xs: Any) -> bool:
+    return all(isinstance(x, (int, float)) and math.isfinite(float(x)) for x in xs)
+
+
+@dataclass
+class Finding:
+    verdict: str
+    cause: str
+    evidence: str = ""
+
+
+@dataclass
+class Principle:
+    id: str
+    framework: str
+    article: str
+    title: str
+    text: str
+    quoted: bool
+    check: str
+
+
+def principles() -> list[Principle]:
+    path = resources.files("scorelab.audit") / "data" / "principles.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return [Principle(**p) for p in data["principle"]]
+
+
+CHECKS: dict[str, Callable[[Context], tuple[list[Finding], str]]] = {}
+
+
+def check(fn):
+    CHECKS[fn.__name__] = fn
+    return fn
+
+
+def _fmt(x: float, pct: bool = False) -> str:
+    return f"{x:.2%}" if pct else f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:.3g}"
+
+
+def _declared(ctx: Context, name: str, findings: list[Finding], what: str, bad: str = "warn", good: str = "") -> Any:
+    v = getattr(ctx.gov, name)
+    if v is None:
+        findings.append(Finding("warn", f"policy.governance.{name} is not declared, so it is not shown that {good}"))
+    elif v is False:
+        findings.append(Finding(bad, f"policy.governance.{name} = false: {what}"))
+    return v
+
+
+def _speech_rules(ctx: Context) -> list[str]:
+    """Rules scoring a behaviour the scenario marks as speech, or tagged political_opinion."""
+    out = [r.behaviour for r in ctx.policy.rules if any(s.value == "political_opinion" for s in r.sensitive) and r.points != 0]
+    if ctx.scenario is not None:
+        speech = {b.name for b in ctx.scenario.behaviours if b.speech}
+        out += [r.behaviour for r in ctx.policy.rules if r.behaviour in speech and r.points != 0 and r.behaviour not in out]
+    return out
+
+
+def _rule(ctx: Context, behaviour: str):
+    return next(r for r in ctx.policy.rules if r.behaviour == behaviour)
+
+
+# ------------------------------------------------------------------- checks
+
+
+@check
+def fair_legitimate(ctx: Context):
+    f: list[Finding] = []
+    if ctx.gov.legal_basis is None:
+        f.append(Finding("warn", "policy.governance.legal_basis is not declared: no legitimate ground is identified"))
+    for b in _speech_rules(ctx):
+        r = _rule(ctx, b)
+        f.append(Finding("fail", f"rule {b!r} deducts {-r.points} points for political expression: penalising lawful "
+                                 "speech is not fair processing"))
+    ev = ""
+    if ctx.tables is not None and _speech_rules(ctx):
+        ch = ctx.row("chilling")
+        ev = (f"speech fell by {_fmt(ch['speech_fall'])} events ({ch['speech_fall_share']:.2%}) against the "
+              "counterfactual without the policy")
+    if ev:
+        for x in f:
+            if x.verdict == "fail":
+                x.evidence = ev
+    need = "" if ctx.scenario is not None else "a scenario or run tells which behaviours are speech"
+    return f, need
+
+
+@check
+def purpose(ctx: Context):
+    f: list[Finding] = []
+    p = ctx.gov.purpose
+    if p is None:
+        f.append(Finding("warn", "policy.governance.purpose is not declared: no specified purpose to limit processing to"))
+    for r in ctx.gov.recipients:
+        if not r.purpose:
+            f.append(Finding("warn", f"recipient {r.name!r} ({r.kind}) receives records with no declared purpose"))
+        elif p is not None and r.purpose.strip().lower() != p.strip().lower():
+            f.append(Finding("fail", f"recipient {r.name!r} ({r.kind}) uses the records for {r.purpose!r}, a purpose other "
+                                     f"than the one they were collected for ({p!r})"))
+    for name, ctxs in _unrelated(ctx).items():
+        f.append(Finding("fail", f"restriction {name!r} (context {ctx.ctx_of(name)!r}) re-uses data collected in "
+                                 f"unrelated contexts: {', '.join(sorted(ctxs))}"))
+    return f, ""
+
+
+@check
+def proportionality(ctx: Context):
+    f: list[Finding] = []
+    f += _single_event_sanctions(ctx)
+    if ctx.tables is not None:
+        s, w = ctx.row("sanctions"), ctx.row("wrongful")
+        if s["innocent_among_restricted"] > 0:
+            f.append(Finding("fail", "citizens without any true misconduct were restricted",
+                             f"{s['innocent_among_restricted']:.2%} of the restricted had no true misconduct"))
+        if w["wrongly_restricted"] > 0:
+            f.append(Finding("fail", "false attributions alone caused restrictions",
+                             f"{int(w['wrongly_restricted'])} kept citizens, {int(w['wrongful_restriction_days'])} days of restriction"))
+        p = ctx.privacy()
+        if p.get("fused_share", 0) > 0:
+            f.append(Finding("warn", f"records from several sources are fused per citizen ({len(ctx.policy.rules)} rules, "
+                                     f"{int(p['sensors'])} sensors)",
+                             f"{p['fused_share']:.2%} of citizens have records from 2 or more sources"))
+    return f, "" if ctx.tables is not None else "a run measures who was restricted without misconduct"
+
+
+def _single_event_sanctions(ctx: Context) -> list[Finding]:
+    out = []
+    trig = {}
+    for res in ctx.policy.restrictions:
+        for bl in ctx.policy.blacklists:
+            if bl.name in res.blacklists and bl.duration_days >= SIGNIFICANT_DAYS:
+                trig.setdefault(bl.trigger, []).append((res.name, bl.name, bl.duration_days))
+    for b, items in trig.items():
+        for res, bl, d in items:
+            out.append(Finding("warn", f"one observed {b!r} event lists the citizen on {bl!r} for {d} days, "
+                                       f"restricting them ({res!r}) whatever else they do"))
+    return out
+
+
+@check
+def retention(ctx: Context):
+    f: list[Finding] = []
+    days = ctx.gov.retention_days
+    need = max([bl.duration_days for bl in ctx.policy.blacklists], default=0)
+    if days is None:
+        f.append(Finding("fail", "policy.governance.retention_days is not declared: records are kept without limit"))
+    elif need and days > 2 * need:
+        f.append(Finding("warn", f"policy.governance.retention_days = {days}: more than twice the longest listing "
+                                 f"({need} days) that any rule needs"))
+    if ctx.tables is not None:
+        p = ctx.privacy()
+        for x in f:
+            if _ok(p["records_held"]):
+                x.evidence = f"{int(p['records_held']):,} ledger records held, {p['records_per_citizen_mean']:.2f} per citizen"
+    return f, ""
+
+
+@check
+def accuracy(ctx: Context):
+    f: list[Finding] = []
+    if ctx.scenario is not None:
+        for s in ctx.scenario.sensors:
+            if s.false_attribution is not None:
+                rates = ctx.scenario.per_group(s.false_attribution.rate)
+                if max(rates) > 0:
+                    verdict = "warn" if ctx.gov.verification and ctx.gov.appeal else "fail"
+                    f.append(Finding(verdict, f"sensor {s.name!r} attributes {s.false_attribution.behaviour!r} to the wrong "
+                                              f"person (daily rate up to {max(rates):g})" +
+                                     ("" if ctx.gov.verification else "; matches are scored without verification") +
+                                     ("" if ctx.gov.appeal else "; no appeal corrects them")))
+            cov = ctx.scenario.per_group(s.coverage)
+            if max(cov) > 0 and min(cov) < max(cov) and any(r.sensor == s.name for r in ctx.policy.rules):
+                f.append(Finding("warn", f"sensor {s.name!r} observes groups unequally (coverage {min(cov):g} to {max(cov):g}): "
+                                         "the same conduct is recorded differently by group"))
+    if ctx.tables is not None:
+        w = ctx.row("wrongful")
+        ev = f"{int(w['false_attributions_all_citizens']):,} false attributions scored"
+        if _ok(w["grade_changed"]):
+            ev += f"; {int(w['grade_changed'])} kept citizens' grades changed by them"
+        for x in f:
+            x.evidence = ev
+    return f, "" if ctx.scenario is not None else "the scenario's sensors (false attributions, coverage) are needed"
+
+
+@check
+def confidentiality(ctx: Context):
+    f: list[Finding] = []
+    for r in ctx.gov.recipients:
+        if r.kind == "public" and r.fields:
+            f.append(Finding("fail", f"recipient {r.name!r} publishes {', '.join(r.fields)}"))
+        elif r.fields and r.safeguards is not True:
+            f.append(Finding("warn", f"recipient {r.name!r} ({r.kind}) receives {', '.join(r.fields)} without declared safeguards"))
+    if ctx.tables is not None and ctx.gov.recipients:
+        p = ctx.privacy()
+        u = p.get("unique_share[all_recipients]", 0.0)
+        if u > 0:
+            f.append(Finding("fail", "what is shared singles citizens out (k-anonymity k = 1)",
+                             f"{u:.2%} of citizens are unique on the shared fields"))
+    return f, "" if ctx.tables is not None else "a run measures how many citizens the shared fields single out"
+
+
+@check
+def security(ctx: Context):
+    f: list[Finding] = []
+    have = set(ctx.gov.security)
+    missing = [m for m in ("encryption", "access_control", "audit_log") if m not in have]
+    if missing:
+        f.append(Finding("warn", f"policy.governance.security does not declare {', '.join(missing)}"
+                                 + (f" (declared: {', '.join(sorted(have))})" if have else "")))
+    return f, ""
+
+
+@check
+def transparency(ctx: Context):
+    f: list[Finding] = []
+    _declared(ctx, "notice", f, "citizens are not told what is recorded about them", bad="fail",
+              good="citizens are told what is recorded about them")
+    _declared(ctx, "published_rules", f, "the rules and points are not published", bad="fail",
+              good="the rules and points are published")
+    _declared(ctx, "access", f, "citizens cannot see their own record (no access, verification or rectification)",
+              bad="fail", good="citizens can see and correct their own record")
+    return f, ""
+
+
+@check
+def transfers(ctx: Context):
+    f: list[Finding] = []
+    for r in ctx.gov.recipients:
+        if r.safeguards is not True:
+            f.append(Finding("fail" if r.kind in ("company", "foreign", "public") else "warn",
+                             f"records go to {r.name!r} ({r.kind}) "
+                             + ("without safeguards" if r.safeguards is False else "with no safeguards declared")))
+    return f, ""
+
+
+@check
+def accountability(ctx: Context):
+    f: list[Finding] = []
+    if ctx.gov.controller is None:
+        f.append(Finding("fail", "policy.governance.controller is not declared: nobody answers for the processing"))
+    _declared(ctx, "impact_assessment", f, "no data-protection impact assessment was made",
+              good="a data-protection impact assessment was made")
+    _declared(ctx, "audit_log", f, "no log of accesses and score changes for oversight",
+              good="accesses and score changes are logged for oversight")
+    return f, ""
+
+
+@check
+def lawful_fair_transparent(ctx: Context):
+    a, need = fair_legitimate(ctx)
+    b, _ = transparency(ctx)
+    return a + b, need
+
+
+@check
+def minimisation(ctx: Context):
+    f: list[Finding] = []
+    for r in ctx.policy.rules:
+        if r.sensitive and r.points != 0:
+            f.append(Finding("fail", f"rule {r.behaviour!r} (sensor {r.sensor!r}) processes special-category data "
+                                     f"({', '.join(s.value for s in r.sensitive)}) to score citizens"))
+    shared = sorted({x for r in ctx.gov.recipients for x in r.fields})
+    if "score" in shared:
+        f.append(Finding("warn", "the exact score is shared with recipients (a grade or a yes/no would be less data)"))
+    if ctx.tables is not None:
+        p = ctx.privacy()
+        if p.get("fused_share", 0) > 0:
+            f.append(Finding("warn", f"{int(p['sensors'])} sources are fused into one record per citizen",
+                             f"{p['fused_share']:.2%} of citizens have records from 2 or more sources"))
+    return f, ""
+
+
+@check
+def integrity_confidentiality(ctx: Context):
+    a, need = security(ctx)
+    b, need2 = confidentiality(ctx)
+    return a + b, need or need2
+
+
+@check
+def special_categories(ctx: Context):
+    f: list[Finding] = []
+    basis = ctx.gov.special_category_basis
+    for r in ctx.policy.rules:
+        if r.sensitive:
+            cats = ", ".join(s.value for s in r.sensitive)
+            f.append(Finding("warn" if basis else "fail",
+                             f"rule {r.behaviour!r} (sensor {r.sensor!r}) is tagged sensitive = [{cats}]"
+                             + (f"; exception claimed: {basis!r}" if basis else "; no Art. 9(2) exception declared")))
+    if ctx.scenario is not None:
+        speech = {b.name for b in ctx.scenario.behaviours if b.speech}
+        for r in ctx.policy.rules:
+            if r.behaviour in speech and not any(s.value == "political_opinion" for s in r.sensitive):
+                f.append(Finding("fail", f"rule {r.behaviour!r} scores speech (behaviour marked speech = true), which "
+                                         "reveals political opinions, but is not tagged political_opinion"))
+    return f, "" if ctx.scenario is not None else "a scenario tells which behaviours are speech"
+
+
+@check
+def automated_decisions(ctx: Context):
+    f: list[Finding] = []
+    if not ctx.policy.restrictions:
+        return f, ""
+    names = ", ".join(r.name for r in ctx.policy.restrictions)
+    hr, ap = ctx.gov.human_review, ctx.gov.appeal
+    if hr is not True:
+        f.append(Finding("fail", f"restrictions ({names}) follow automatically from grades or lists; "
+                                 + ("policy.governance.human_review = false" if hr is False else
+                                    "no human review is declared (policy.governance.human_review)")))
+    if ap is not True:
+        f.append(Finding("fail" if ap is False else "warn", "citizens cannot contest the decision (policy.governance.appeal "
+                         + ("= false)" if ap is False else "not declared)")))
+    if ctx.tables is not None:
+        s = ctx.row("sanctions")
+        for x in f:
+            x.evidence = _restricted_evidence(s)
+    return f, ""
+
+
+def _restricted_evidence(s: _Row) -> str:
+    if _ok(s["ever_restricted_share"]):
+        return (f"{s['ever_restricted_share']:.2%} of kept citizens restricted at least once, "
+                f"{s['restricted_days_mean']:.1f} days each on average")
+    if _ok(s["restricted_mean_share"]):
+        return f"{s['restricted_mean_share']:.2%} of citizens restricted on an average day"
+    return ""
+
+
+def _unrelated(ctx: Context) -> dict[str, set[str]]:
+    """restriction -> contexts of the data that can trigger it, other than the restriction's own."""
+    out: dict[str, set[str]] = {}
+    scored = [r for r in ctx.policy.rules if r.points != 0]
+    for res in ctx.policy.restrictions:
+        sources = set()
+        if res.grades:
+            sources |= {ctx.ctx_of(r.behaviour) for r in scored}
+        for bl in ctx.policy.blacklists:
+            if bl.name in res.blacklists:
+                sources.add(ctx.ctx_of(bl.trigger))
+        other = {s for s in sources if s != ctx.ctx_of(res.name)}
+        if other:
+            out[res.name] = other
+    return out
+
+
+@check
+def unrelated_contexts(ctx: Context):
+    f: list[Finding] = []
+    declared = bool(ctx.gov.contexts)
+    for name, other in _unrelated(ctx).items():
+        res = next(r for r in ctx.policy.restrictions if r.name == name)
+        how = []
+        if res.grades:
+            how.append(f"grades {', '.join(res.grades)} (reached through points of every scored rule)")
+        if res.blacklists:
+            how.append(f"blacklists {', '.join(res.blacklists)}")
+        f.append(Finding("fail", f"restriction {name!r} (context {ctx.ctx_of(name)!r}) is triggered by "
+                                 f"{' and '.join(how)}, i.e. by data from {', '.join(sorted(other))}"
+                                 + ("" if declared else " (contexts not declared in policy.governance.contexts: "
+                                                        "each behaviour is taken as its own context)")))
+    if ctx.tables is not None and f:
+        s = ctx.row("sanctions")
+        for x in f:
+            x.evidence = _restricted_evidence(s)
+    return f, ""
+
+
+@check
+def disproportionate(ctx: Context):
+    f: list[Finding] = []
+    for b in _speech_rules(ctx):
+        f.append(Finding("fail", f"rule {b!r} penalises political expression ({_rule(ctx, b).points} points), "
+                                 "behaviour that justifies no detriment"))
+    f += _single_event_sanctions(ctx)
+    for r in ctx.policy.rules:
+        if r.points < 0 and ctx.policy.grades:
+            bands = sorted(ctx.policy.grades, key=lambda g: (g.min is not None, g.min or 0))
+            restricted = {g for res in ctx.policy.restrictions for g in res.grades}
+            start = ctx.policy.start_score
+            after = start + r.points
+            grade = next((g for g in bands[::-1] if g.min is None or after >= g.min), None)
+            if grade is not None and grade.name in restricted:
+                f.append(Finding("fail", f"one {r.behaviour!r} event ({r.points} points) takes a citizen from the start "
+                                         f"score {start} to grade {grade.name}, which is restricted"))
+    if ctx.tables is not None:
+        s, w = ctx.row("sanctions"), ctx.row("wrongful")
+        if s["innocent_among_restricted"] > 0:
+            f.append(Finding("fail", "restrictions fell on citizens with no true misconduct",
+                             f"{s['innocent_among_restricted']:.2%} of the restricted"))
+        if w["wrongly_restricted"] > 0:
+            f.append(Finding("fail", "false attributions alone caused restrictions",
+                             f"{int(w['wrongly_restricted'])} kept citizens, {int(w['wrongful_restriction_days'])} days"))
+        di = ctx.tables["sanctions"]
+        flagged = di[di["disparate_impact_flag"]]
+        for g, row in flagged.iterrows():
+            lo, hi = row.get("disparate_impact_ci_low", math.nan), row.get("disparate_impact_ci_high", math.nan)
+            f.append(Finding("warn", f"group {g!r} is restricted {row['disparate_impact']:.2f} times as often as "
+                                     f"{row['reference_group']!r} (outside 0.8-1.25)",
+                             f"95% CI {lo:.2f}-{hi:.2f}" if _ok(lo, hi) else ""))
+    return f, "" if ctx.tables is not None else "a run measures who was restricted without misconduct, and disparities"
+
+
+# ------------------------------------------------------------------- running the checks
+
+
+def evaluate(ctx: Context) -> pd.DataFrame:
+    """One row per principle: verdict, causes, evidence, the text judged against, what needs a run."""
+    rows = []
+    for p in principles():
+        findings, need = CHECKS[p.check](ctx)
+        verdict = max((x.verdict for x in findings), key=ORDER.get, default="pass")
+        if not findings:
+            cause = "nothing in the policy" + (" or the run" if ctx.tables is not None else "") + " conflicts with it"
+        else:
+            cause = "\n".join(f"[{x.verdict}] {x.cause}" for x in sorted(findings, key=lambda x: -ORDER[x.verdict]))
+        evidence = "; ".join(dict.fromkeys(x.evidence for x in findings if x.evidence))
+        short = {"UN": "UN", "GDPR": "GDPR", "AIA": "AI Act"}[p.id.split("-")[0]]
+        rows.append({"id": p.id, "framework": p.framework, "source": f"{short} {p.article}", "article": p.article,
+                     "principle": p.title,
+                     "verdict": verdict, "cause": cause, "evidence": evidence,
+                     "needs_run": need if ctx.tables is None else "", "text": p.text,
+                     "quoted": p.quoted})
+    return pd.DataFrame(rows)
+
+
+def context_for(target: str | Path, tables: dict[str, pd.DataFrame] | None = None, **audit_options) -> Context:
+    """A Context from a run directory, a scenario (preset name or file) or a standalone policy TOML."""
+    path = Path(target)
+    if path.is_dir():
+        from .metrics import audit_run, open_run
+
+        run = open_run(path)
+        if tables is None:
+            tables = audit_run(run, **audit_options)
+        return Context(run.scenario.policy, run.scenario, tables, str(path))
+    src = resolve_source(str(target))
+    data = _read_toml(src)
+    if "scenario" in data or "groups" in data:
+        sc = load_scenario(str(target))
+        return Context(sc.policy, sc, None, str(target))
+    return Context(load_policy(src), None, None, str(target))
+
+
+def compliance(target: str | Path, **audit_options) -> pd.DataFrame:
+    return evaluate(context_for(target, **audit_options))

@@ -1,0 +1,399 @@
+"""`RUN/report.html`: one self-contained page that opens with no internet.
+
+The scenario in words, score distributions over time by group, restricted share, wrongful penalties, the
+chilling curve, grade transitions as heat maps, the audit tables and the compliance table. Plotly's
+JavaScript is inlined once for the page; each figure is a JSON literal passed to `Plotly.newPlot`, with
+`<`, `>` and `&` escaped inside the JSON so no string can close the script. Every string that comes from a
+user's file (names, descriptions, purposes) goes through `html.escape` before it reaches the page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from .compliance import Context, evaluate
+from .metrics import RunData, open_run, write_audit
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _num(v: Any, pct: bool = False, digits: int = 3) -> str:
+    if v is None or isinstance(v, str):
+        return e(v if v is not None else "")
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return e(v)
+    if not math.isfinite(f):
+        return "–"
+    if pct:
+        return f"{f:.2%}"
+    if f.is_integer() and abs(f) < 1e15:
+        return f"{int(f):,}"
+    return f"{f:,.{digits}g}" if abs(f) < 1000 else f"{f:,.0f}"
+
+
+def _safe_json(obj: Any) -> str:
+    from plotly.utils import PlotlyJSONEncoder
+
+    s = json.dumps(obj, cls=PlotlyJSONEncoder)
+    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+class Page:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.figures: list[tuple[str, str]] = []
+
+    def add(self, s: str) -> None:
+        self.parts.append(s)
+
+    def figure(self, fig, caption: str) -> None:
+        fid = f"plot-{len(self.figures) + 1}"
+        fig.update_layout(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), height=fig.layout.height or 380)
+        self.figures.append((fid, _safe_json(fig.to_plotly_json())))
+        self.add(f'<figure><div id="{fid}" class="plot"></div><figcaption>{caption}</figcaption></figure>')
+
+
+# ------------------------------------------------------------------ words
+
+
+def scenario_words(run: RunData) -> str:
+    sc, m = run.scenario, run.manifest
+    pol = sc.policy
+    groups = ", ".join(f"{e(g.name)} ({g.share:.0%})" for g in sc.groups)
+    out = [f"<p><b>{e(sc.scenario.name)}</b>: {e(sc.scenario.description)}</p>",
+           f"<p>{m['population']:,} synthetic citizens in groups {groups}, simulated for {m['days']} days with seed "
+           f"{m['seed']}. Per-citizen detail kept for {e(run.kept_note)}.</p>",
+           f"<p>Policy <b>{e(pol.name)}</b>: {e(pol.description)} Everyone starts at {pol.start_score} points.</p>"]
+    rows = "".join(
+        f"<tr><td>{e(r.behaviour)}</td><td>{r.points:+d}</td><td>{e(r.sensor)}</td>"
+        f"<td>{e(', '.join(s.value for s in r.sensitive))}</td><td>{e(sc.policy.governance.contexts.get(r.behaviour, ''))}</td></tr>"
+        for r in pol.rules)
+    out.append("<table class='t'><tr><th>rule (behaviour)</th><th>points</th><th>sensor</th><th>sensitive</th>"
+               f"<th>context</th></tr>{rows}</table>")
+    bands = sorted(pol.grades, key=lambda g: -1e18 if g.min is None else g.min, reverse=True)
+    if bands:
+        out.append("<p>Grades: " + "; ".join(
+            f"{e(g.name)} {'≥ ' + str(g.min) if g.max is None else ('≤ ' + str(g.max) if g.min is None else f'{g.min}–{g.max}')}"
+            for g in bands) + ".</p>")
+    for bl in pol.blacklists:
+        out.append(f"<p>Blacklist <b>{e(bl.name)}</b>: one observed {e(bl.trigger)} lists a citizen for "
+                   f"{bl.duration_days} days. {e(bl.description)}</p>")
+    for r in pol.restrictions:
+        why = [f"grade {', '.join(map(e, r.grades))}"] if r.grades else []
+        why += [f"listed on {', '.join(map(e, r.blacklists))}"] if r.blacklists else []
+        out.append(f"<p>Restriction <b>{e(r.name)}</b> ({e(r.description)}) applies to citizens with {' or '.join(why)}.</p>")
+    d = sc.response.deterrence
+    resp = []
+    if d.factor < 1:
+        resp.append(f"each penalty multiplies the citizen's propensity for that behaviour by {d.factor:g} (deterrence, the chilling effect)")
+    for gm in sc.response.gaming:
+        resp.append(f"below {gm.below_score} points, citizens do {e(gm.behaviour)} {gm.factor:g} times as often (gaming)")
+    if resp:
+        out.append("<p>Response: " + "; ".join(resp) + ".</p>")
+    g = pol.governance
+
+    def decl(v: Any) -> str:
+        return "not declared" if v is None else ("yes" if v is True else "no" if v is False else e(v))
+
+    out.append(f"<p>Data governance, as declared: purpose {decl(g.purpose)}; legal basis {decl(g.legal_basis)}; "
+               f"citizens notified {decl(g.notice)}; human review of restrictions {decl(g.human_review)}; "
+               f"appeal {decl(g.appeal)}; retention "
+               f"{'not limited' if g.retention_days is None else str(g.retention_days) + ' days'}; "
+               f"{len(g.recipients)} recipient(s) outside the scoring authority.</p>")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ figures
+
+
+def _groups(run: RunData) -> list[str]:
+    return run.groups + ["all"]
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def fig_distribution(run: RunData):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    dist = pd.read_parquet(run.path / "distribution.parquet")
+    dist["group"] = dist["group"].astype(str)
+    days = sorted(dist["day"].unique())
+    pick = sorted({days[int(round(i))] for i in np.linspace(0, len(days) - 1, min(4, len(days)))})
+    groups = _groups(run)
+    fig = make_subplots(rows=1, cols=len(groups), shared_yaxes=True, subplot_titles=[e(g) for g in groups])
+    lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    for j, g in enumerate(groups):
+        for k, d in enumerate(pick):
+            s = dist[(dist["group"] == g) & (dist["day"] == d)]
+            total = s["citizens"].sum()
+            x = np.where(s["score_lo"] == lo, s["score_hi"] - 9, s["score_lo"]).astype(float)
+            x = np.where(s["score_hi"] == hi, s["score_lo"], x) + 5
+            fig.add_trace(go.Scatter(x=x, y=s["citizens"] / max(total, 1), mode="lines+markers", name=f"day {d}",
+                                     line=dict(color=_color(k), shape="hvh"), legendgroup=str(d), showlegend=(j == 0)),
+                          row=1, col=j + 1)
+        fig.update_yaxes(type="log", row=1, col=j + 1)
+        fig.update_xaxes(title_text="score", row=1, col=j + 1)
+    fig.update_yaxes(title_text="share of citizens (log)", row=1, col=1)
+    fig.update_layout(title="Score distribution over time, by group", height=400)
+    return fig
+
+
+def fig_lines(run: RunData, col: str, title: str, ytitle: str, cumulative: bool = False, per: float | None = None,
+              pct: bool = False):
+    import plotly.graph_objects as go
+
+    m = run.metrics.assign(group=lambda d: d["group"].astype(str))
+    fig = go.Figure()
+    for i, g in enumerate(_groups(run)):
+        s = m[m["group"] == g].sort_values("day")
+        y = s[col].to_numpy(dtype=float)
+        if cumulative:
+            y = np.cumsum(y)
+        if per:
+            y = y * per / np.maximum(s["population"].to_numpy(dtype=float), 1)
+        fig.add_trace(go.Scatter(x=s["day"], y=y, mode="lines", name=e(g), line=dict(color=_color(i), dash="dot" if g == "all" else "solid")))
+    fig.update_layout(title=title, xaxis_title="day", yaxis_title=ytitle)
+    if pct:
+        fig.update_yaxes(tickformat=".1%")
+    return fig
+
+
+def fig_chilling(run: RunData, curve: pd.DataFrame):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["speech per 1,000 citizens per day (7-day mean)",
+                                                         "cumulative speech lost to the policy"])
+    for i, g in enumerate(_groups(run)):
+        s = curve[curve["group"] == g].sort_values("day")
+        pop = max(float(s["population"].iloc[0]), 1.0) if len(s) else 1.0
+        for col, dash, label in (("run", "solid", "with policy"), ("counterfactual", "dot", "without policy")):
+            y = s[col].rolling(7, min_periods=1).mean() * 1000 / pop
+            fig.add_trace(go.Scatter(x=s["day"], y=y, mode="lines", name=f"{e(g)}: {label}",
+                                     line=dict(color=_color(i), dash=dash), legendgroup=g), row=1, col=1)
+        fall = np.cumsum(s["counterfactual"].to_numpy(float) - s["run"].to_numpy(float))
+        fig.add_trace(go.Scatter(x=s["day"], y=fall, mode="lines", name=f"{e(g)}: events lost", showlegend=True,
+                                 line=dict(color=_color(i)), legendgroup=g), row=1, col=2)
+    fig.update_xaxes(title_text="day")
+    fig.update_layout(title="The chilling effect: true speech with the policy vs the same society without it", height=420)
+    return fig
+
+
+def fig_transitions(run: RunData, tables: dict[str, pd.DataFrame]):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["grade at the start → grade at the end (share of row)",
+                                                         "grade changes during the run (count)"], horizontal_spacing=0.15)
+    for c, (name, norm) in enumerate((("transitions", True), ("grade_changes", False))):
+        df = tables[name]
+        z = df.to_numpy(dtype=float)
+        if norm:
+            rs = z.sum(axis=1, keepdims=True)
+            z = np.where(rs > 0, z / np.where(rs > 0, rs, 1), np.nan)
+        labels = [e(x) for x in df.columns]
+        text = [[("" if not np.isfinite(v) else (f"{v:.1%}" if norm else f"{int(v):,}")) for v in row] for row in z]
+        fig.add_trace(go.Heatmap(z=z, x=labels, y=[e(x) for x in df.index], text=text, texttemplate="%{text}",
+                                 colorscale="Reds", showscale=False, hoverongaps=False), row=1, col=c + 1)
+        fig.update_yaxes(title_text="from", autorange="reversed", row=1, col=c + 1)
+        fig.update_xaxes(title_text="to", row=1, col=c + 1)
+    fig.update_layout(title="Grade transitions", height=430)
+    return fig
+
+
+# ------------------------------------------------------------------ tables
+
+
+def html_table(df: pd.DataFrame, columns: list[tuple[str, str]] | None = None, pct: set[str] = frozenset(),
+               ci: dict[str, tuple[str, str]] | None = None, index_name: str = "group") -> str:
+    ci = ci or {}
+    cols = [(c, label) for c, label in columns if c in df.columns] if columns else [(c, c.replace("_", " ")) for c in df.columns]
+    head = f"<tr><th>{e(index_name)}</th>" + "".join(f"<th>{e(label)}</th>" for _, label in cols) + "</tr>"
+    body = []
+    for idx, row in df.iterrows():
+        cells = [f"<td>{e(idx)}</td>"]
+        for c, _ in cols:
+            v = row.get(c)
+            s = _num(v, pct=c in pct)
+            if c in ci and isinstance(v, (int, float, np.floating)) and math.isfinite(float(v)):
+                lo, hi = row.get(ci[c][0]), row.get(ci[c][1])
+                if lo is not None and hi is not None and math.isfinite(float(lo)):
+                    s += f" <span class='ci'>[{_num(lo, pct=c in pct)}, {_num(hi, pct=c in pct)}]</span>"
+            flag = " class='flag'" if c == "disparate_impact" and bool(row.get("disparate_impact_flag", False)) else ""
+            cells.append(f"<td{flag}>{s}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table class='t'>{head}{''.join(body)}</table>"
+
+
+def compliance_table(df: pd.DataFrame) -> str:
+    rows = []
+    for _, r in df.iterrows():
+        rows.append(
+            f"<tr class='{e(r['verdict'])}'><td>{e(r['framework'])}<br><b>{e(r['article'])}</b></td><td>{e(r['principle'])}</td>"
+            f"<td class='v'>{e(r['verdict'])}</td><td>{'<br>'.join(e(c) for c in r['cause'].split(chr(10)))}"
+            + (f"<div class='ev'>Evidence: {e(r['evidence'])}</div>" if r["evidence"] else "")
+            + (f"<div class='ev'>Needs a run: {e(r['needs_run'])}</div>" if r["needs_run"] else "")
+            + f"</td><td><details><summary>{'quoted' if r['quoted'] else 'paraphrased'}</summary>"
+              f"<blockquote>{e(r['text'])}</blockquote></details></td></tr>")
+    return ("<table class='t compliance'><tr><th>source</th><th>principle</th><th>verdict</th><th>why</th>"
+            f"<th>text judged against</th></tr>{''.join(rows)}</table>")
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:2px solid #eee;padding-bottom:.2em;margin-top:2em}
+table.t{border-collapse:collapse;margin:.8em 0;font-size:.9em} table.t td,table.t th{border:1px solid #ddd;padding:.3em .5em;vertical-align:top}
+table.t th{background:#f6f6f6;text-align:left} td.flag{background:#fde0dc;font-weight:bold}
+.ci{color:#777;font-size:.85em} .note{color:#555;font-size:.9em} figure{margin:1em 0} figcaption{color:#555;font-size:.9em}
+tr.fail td.v{background:#d62728;color:#fff;font-weight:bold} tr.warn td.v{background:#ffbf47;font-weight:bold}
+tr.pass td.v{background:#2ca02c;color:#fff;font-weight:bold} .ev{color:#555;font-size:.9em;margin-top:.3em}
+blockquote{margin:.3em 0;font-style:italic;color:#333} .kpi{display:inline-block;border:1px solid #ddd;border-radius:6px;padding:.5em .8em;margin:.3em}
+.kpi b{display:block;font-size:1.4em}
+"""
+
+
+def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit_options: Any) -> Path:
+    """Audit the run, check compliance, and write RUN/report.html (or ``out``); returns its path."""
+    run = run_dir if isinstance(run_dir, RunData) else open_run(run_dir)
+    res = write_audit(run, **audit_options)
+    t, notes, summ = res["tables"], res["notes"], res["summary"]
+    comp = evaluate(Context(run.scenario.policy, run.scenario, t, str(run.path)))
+    comp.to_json(run.path / "compliance.json", orient="records", indent=1)
+
+    p = Page()
+    name = run.scenario.scenario.name
+    p.add(f"<h1>scorelab report: {e(name)}</h1><p class='note'>scorelab {e(__version__)} · run directory "
+          f"{e(run.path)} · every population here is synthetic.</p>")
+    verdicts = comp["verdict"].value_counts()
+    kpis = [("citizens", f"{run.manifest['population']:,}"), ("days", str(run.params.days)),
+            ("restricted at the end", _num(summ.get("restricted_share[all]"), pct=True)),
+            ("restricted without misconduct", _num(summ.get("innocent_among_restricted[all]"), pct=True)),
+            ("wrongly restricted (kept citizens)", _num(summ.get("wrongful_sanctioned[all]"))),
+            ("speech lost to the policy", _num(summ.get("speech_fall_share[all]"), pct=True)),
+            ("principles failed", f"{verdicts.get('fail', 0)} of {len(comp)}")]
+    p.add("<div>" + "".join(f"<span class='kpi'><b>{v}</b>{e(k)}</span>" for k, v in kpis) + "</div>")
+    p.add("<h2>The scenario</h2>" + scenario_words(run))
+
+    p.add("<h2>Scores over time</h2>")
+    p.figure(fig_distribution(run), "Share of each group's citizens per 10-point score bin, at snapshot days (log scale).")
+    p.figure(fig_lines(run, "mean_score", "Mean score by group", "mean score"), "Mean score at the end of each day.")
+
+    p.add("<h2>Who was sanctioned</h2>")
+    p.figure(fig_lines(run, "restricted_share", "Restricted share by group", "share restricted", pct=True),
+             "Share of each group under any restriction at the end of each day (all citizens).")
+    s = t["sanctions"]
+    p.add(html_table(s, [("citizens", "citizens"), ("restricted_final_share", "restricted at the end"),
+                         ("restricted_mean_share", "restricted, mean over days"),
+                         ("ever_restricted_share", "ever restricted"), ("disparate_impact", "disparate impact"),
+                         ("restricted_days_mean", "restricted days per citizen"),
+                         ("false_positive_rate", "restricted without misconduct (FPR)"),
+                         ("false_negative_rate", "misconduct never restricted (FNR)"),
+                         ("innocent_among_restricted", "innocent among the restricted")],
+                     pct={"restricted_final_share", "restricted_mean_share", "ever_restricted_share", "false_positive_rate",
+                          "false_negative_rate", "innocent_among_restricted"},
+                     ci={"ever_restricted_share": ("ever_restricted_ci_low", "ever_restricted_ci_high"),
+                         "disparate_impact": ("disparate_impact_ci_low", "disparate_impact_ci_high"),
+                         "restricted_days_mean": ("restricted_days_ci_low", "restricted_days_ci_high"),
+                         "false_positive_rate": ("false_positive_ci_low", "false_positive_ci_high"),
+                         "false_negative_rate": ("false_negative_ci_low", "false_negative_ci_high"),
+                         "innocent_among_restricted": ("innocent_among_restricted_ci_low", "innocent_among_restricted_ci_high")}))
+    p.add(f"<p class='note'>{e(notes['disparate_impact'])}. {e(notes['ground_truth'])}. Intervals: {e(notes['intervals'])}.</p>")
+
+    p.add("<h2>Wrongful penalties and sanctions</h2>")
+    p.figure(fig_lines(run, "wrongful_penalties", "False attributions scored, cumulative per 1,000 citizens",
+                       "per 1,000 citizens", cumulative=True, per=1000.0),
+             "Penalties from sensor errors (a camera naming the wrong person), all citizens.")
+    p.add(html_table(t["wrongful"], [("false_attributions_all_citizens", "false attributions (all citizens)"),
+                                     ("citizens_falsely_attributed", "citizens falsely attributed (kept)"),
+                                     ("false_points", "points lost to them"), ("final_score_changed", "final score changed"),
+                                     ("grade_changed", "grade changed"), ("listing_changed", "listing changed"),
+                                     ("wrongly_restricted", "wrongly restricted"),
+                                     ("wrongful_restriction_days", "days of wrongful restriction"),
+                                     ("wrongful_restriction_days_per_victim", "days per victim")]))
+    p.add(f"<p class='note'>{e(notes['wrongful'])}.</p>")
+
+    p.add("<h2>The chilling effect</h2>")
+    p.figure(fig_chilling(run, t["chilling_curve"]), "Dotted: the same society, same random numbers, without the policy.")
+    p.add(html_table(t["chilling"], [("speech_run", "speech with policy"), ("speech_counterfactual", "without policy"),
+                                     ("speech_fall", "fall"), ("speech_fall_share", "fall (share)"),
+                                     ("per_1000_citizen_days_run", "per 1,000 citizen-days with"),
+                                     ("per_1000_citizen_days_counterfactual", "without")], pct={"speech_fall_share"}))
+    p.add(f"<p class='note'>Counterfactual: {e(notes['counterfactual'])}.</p>")
+
+    p.add("<h2>Gaming: points bought</h2>")
+    p.add(html_table(t["gaming"], [("bought_behaviours", "bought behaviours"), ("points_bought", "points bought"),
+                                   ("points_earned_by_conduct", "points earned by conduct"),
+                                   ("bought_share_of_points_awarded", "bought share"),
+                                   ("events_induced_by_gaming", "events induced by gaming"),
+                                   ("money_collected", "money collected")], pct={"bought_share_of_points_awarded"}))
+
+    if "inequality" not in t:
+        p.add(f"<h2>Per-citizen audit</h2><p class='note'>{e(notes['kept'])}.</p>")
+    else:
+        _per_citizen_sections(p, run, t, notes)
+
+    p.add("<h2>Compliance</h2><p class='note'>Each principle is judged on the policy's rules and declarations and on "
+          "this run's outcomes; the cause names the rule or setting, the text is what it is judged against.</p>")
+    p.add(compliance_table(comp))
+    return _write_page(p, run, out)
+
+
+def _per_citizen_sections(p: Page, run: RunData, t: dict[str, pd.DataFrame], notes: dict[str, str]) -> None:
+    p.add("<h2>Inequality and mobility</h2>")
+    if len(t["transitions"].columns):
+        p.figure(fig_transitions(run, t), "Rows: grade before; columns: grade after (kept citizens).")
+    p.add(html_table(t["inequality"], [("gini", "Gini of scores"), ("score_p10", "p10"), ("score_p50", "median"),
+                                       ("score_p90", "p90"), ("bottom_grades", "bottom grades"),
+                                       ("bottom_share_final", "in bottom grades at the end"),
+                                       ("ever_bottom_share", "ever in bottom grades"),
+                                       ("stuck_in_bottom_share", "of those, still there at the end"),
+                                       ("contacts_of_restricted_share", "free citizens with a restricted contact")],
+                     pct={"bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "contacts_of_restricted_share"}))
+    p.add(f"<p class='note'>Spill-over: {e(notes['spillover'])}.</p>")
+
+    p.add("<h2>Privacy exposure</h2>")
+    priv = t["privacy"].copy()
+    p.add(html_table(priv, [("value", "value"), ("note", "what it means")], index_name="metric"))
+    gov = run.scenario.policy.governance
+    if gov.recipients:
+        p.add("<table class='t'><tr><th>recipient</th><th>kind</th><th>purpose</th><th>fields</th><th>safeguards</th></tr>"
+              + "".join(f"<tr><td>{e(r.name)}</td><td>{e(r.kind)}</td><td>{e(r.purpose)}</td><td>{e(', '.join(r.fields))}</td>"
+                        f"<td>{e('not declared' if r.safeguards is None else r.safeguards)}</td></tr>" for r in gov.recipients)
+              + "</table>")
+
+
+def _write_page(p: Page, run: RunData, out: Path | None) -> Path:
+    import plotly.offline
+
+    name = run.scenario.scenario.name
+    plotly_js = plotly.offline.get_plotlyjs()
+    calls = "\n".join(f"Plotly.newPlot({json.dumps(fid)}, F{i}.data, F{i}.layout, "
+                      f"{{responsive:true,displaylogo:false}});" for i, (fid, _) in enumerate(p.figures))
+    data = "\n".join(f"var F{i} = {js};" for i, (_, js) in enumerate(p.figures))
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>scorelab report: {e(name)}</title>"
+            f"<style>{CSS}</style><script>{plotly_js}</script></head><body>{''.join(p.parts)}"
+            f"<script>{data}\n{calls}</script></body></html>")
+    target = Path(out) if out else run.path / "report.html"
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(target)
+    return target

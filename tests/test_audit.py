@@ -1,0 +1,193 @@
+"""The audit: golden values on hand-built runs, mechanism checks on small RR-1 runs, storage and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from _auditlib import golden_dict, rr1_dict, simulate_dict
+from scorelab.audit.counterfactual import counterfactual_events
+from scorelab.audit.metrics import audit_run, audit_summary, gini, k_anonymity, open_run, write_audit
+from scorelab.cli import app
+
+
+@pytest.fixture(scope="module")
+def rr1_run(tmp_path_factory):
+    return simulate_dict(rr1_dict(20_000, 60), tmp_path_factory.mktemp("rr1") / "run", seed=1)
+
+
+@pytest.fixture(scope="module")
+def rr1_tables(rr1_run):
+    return audit_run(rr1_run.path)
+
+
+@pytest.fixture(scope="module")
+def golden_run(tmp_path_factory):
+    return simulate_dict(golden_dict(), tmp_path_factory.mktemp("golden") / "run")
+
+
+def test_golden_run_hand_computed(golden_run):
+    t = audit_run(golden_run.path)
+    s, w = t["sanctions"].loc["all"], t["wrongful"].loc["all"]
+    # every citizen restricted on days 2, 3, 4 by false attributions alone, with no true misconduct
+    assert s["ever_restricted_share"] == 1.0
+    assert s["restricted_days_mean"] == 3.0
+    assert s["restricted_final_share"] == 1.0
+    assert s["restricted_mean_share"] == pytest.approx(3 / 5)
+    assert s["false_positive_rate"] == 1.0
+    assert s["innocent_among_restricted"] == 1.0
+    assert np.isnan(s["false_negative_rate"])  # nobody had true misconduct
+    assert w["citizens_falsely_attributed"] == 10 and w["false_points"] == -5000
+    assert w["wrongly_restricted"] == 10 and w["wrongful_restriction_days"] == 30
+    assert w["grade_changed"] == 10 and w["listing_changed"] == 0
+    ch = t["grade_changes"]
+    assert ch.loc["OK", "LOW"] == 10 and ch.to_numpy().sum() == 10
+    assert t["transitions"].loc["OK", "LOW"] == 10
+    assert t["chilling"].loc["all", "speech_fall"] == 0  # speech has rate 0 and 0 points
+
+
+def test_replay_matches_the_kernels_aggregates(tmp_path):
+    """Short listings (they expire inside the run) and grade restrictions: the per-citizen replay must
+    reproduce metrics.parquet's restricted citizen-days and citizens.parquet's final state exactly."""
+    d = rr1_dict(5_000, 40)
+    d["behaviours"][3]["rate"] = 0.01  # loan_default
+    d["policy"]["blacklists"][0]["duration_days"] = 7
+    d["policy"]["restrictions"][0]["grades"] = ["B", "C", "D"]
+    run = simulate_dict(d, tmp_path / "run", seed=4)
+    r = open_run(run.path)
+    rp = r.replay
+    m = run.metrics
+    allm = m[m["group"] == "all"]
+    assert rp.restricted_days.sum() == round((allm["restricted_share"] * allm["population"]).sum())
+    assert rp.listed_days.sum() == allm["listed_court_defaulters"].sum()
+    for k, g in enumerate(r.params.grade_names):
+        assert rp.grade_days[:, k].sum() == allm[f"grade_{g}"].sum()
+    np.testing.assert_array_equal(rp.final_restricted, r.citizens["restricted"].to_numpy())
+    np.testing.assert_array_equal(rp.final_score, r.citizens["score"].to_numpy())
+    assert 0 < rp.restricted_days.sum() < 5_000 * 40
+
+
+def test_zero_false_attribution_means_zero_wrongful_sanctions(tmp_path):
+    d = rr1_dict(5_000, 40)
+    d["sensors"][0]["false_attribution"]["rate"] = 0.0
+    run = simulate_dict(d, tmp_path / "run")
+    w = audit_run(run.path)["wrongful"]
+    assert (w[["citizens_falsely_attributed", "wrongly_restricted", "wrongful_restriction_days", "grade_changed"]] == 0).all().all()
+
+
+def test_chilling_positive_for_rr1_and_zero_without_points(rr1_tables, tmp_path):
+    ch = rr1_tables["chilling"]
+    assert ch.loc["all", "speech_fall"] > 0  # seed 1, 20,000 x 60 days: deterrence removes some speech
+    assert (ch.loc[["urban", "rural"], "speech_fall"] >= 0).all()
+    curve = rr1_tables["chilling_curve"]
+    assert (curve["counterfactual"] >= curve["run"]).all()  # common random numbers: a superset, day by day
+    d = rr1_dict(20_000, 60)
+    d["policy"]["rules"][4]["points"] = 0  # public_criticism no longer penalised
+    run = simulate_dict(d, tmp_path / "run", seed=1)
+    ch0 = audit_run(run.path)["chilling"]
+    assert (ch0["speech_fall"] == 0).all()
+
+
+def test_fast_counterfactual_equals_full_resimulation():
+    import scorelab
+
+    sc = scorelab.load("rr1", population=8_000, days=30)
+    fast = counterfactual_events(sc, 5, ["public_criticism"], mode="fast")["table"]
+    full = counterfactual_events(sc, 5, ["public_criticism"], mode="full")["table"]
+    assert fast["events"].sum() > 0
+    np.testing.assert_array_equal(fast["events"].to_numpy(), full["events"].to_numpy())
+
+
+def test_sanctions_disparity_and_intervals(rr1_tables):
+    s = rr1_tables["sanctions"]
+    ref = s["reference_group"].iloc[0]
+    assert s.loc[ref, "disparate_impact"] == 1.0
+    assert s.loc["rural", "ever_restricted_share"] > s.loc["urban", "ever_restricted_share"]  # rural defaults more
+    assert bool(s.loc["rural", "disparate_impact_flag"])
+    for col, lo, hi in [("ever_restricted_share", "ever_restricted_ci_low", "ever_restricted_ci_high"),
+                        ("false_negative_rate", "false_negative_ci_low", "false_negative_ci_high")]:
+        assert (s[lo] <= s[col]).all() and (s[col] <= s[hi]).all()
+        assert (s[hi] - s[lo] < 0.1).all()
+    # in RR-1 only a loan default (true misconduct) can restrict within 60 days: no false positives
+    assert s.loc["all", "false_positive_rate"] == 0.0
+
+
+def test_gaming_and_privacy(rr1_tables):
+    g = rr1_tables["gaming"].loc["all"]
+    assert g["bought_behaviours"] == "donation"
+    assert g["points_bought"] > 0 and g["money_collected"] == g["points_bought"] / 10 * 100  # 100 per donation
+    assert g["events_induced_by_gaming"] > 0  # below 1000, donations triple
+    p = rr1_tables["privacy"]["value"]
+    assert p["recipients"] == 2 and np.isnan(p["retention_days"])
+    assert 0 < p["unique_share[all_recipients]"] < 0.1
+    assert p["unique_share[public_list]"] <= p["unique_share[all_recipients]"]
+
+
+def test_helpers_golden():
+    assert gini(np.array([1, 1, 1, 1])) == 0.0
+    assert gini(np.array([0, 0, 0, 1])) == pytest.approx(0.75)
+    df = pd.DataFrame({"a": [1, 1, 2, 3, 3, 3], "b": ["x", "x", "y", "z", "z", "w"]})
+    r = k_anonymity(df, ["a", "b", "nope"])
+    assert r["missing"] == ["nope"] and r["min_k"] == 1 and r["classes"] == 4
+    assert r["unique_share"] == pytest.approx(2 / 6)
+
+
+def test_summary_and_stored_files(rr1_run):
+    res = write_audit(rr1_run.path)
+    s = res["summary"]
+    for key in ("restricted_share[rural]", "disparate_impact[rural]", "wrongful_sanctioned_share[all]", "gini[all]",
+                "speech_fall_share[all]", "points_bought[all]", "false_positive_rate[urban]"):
+        assert key in s and np.isfinite(s[key])
+    assert s == audit_summary(rr1_run.path)  # seeded bootstrap: the same every time
+    long = pd.read_parquet(rr1_run.path / "audit.parquet")
+    assert set(long["table"]) >= {"sanctions", "wrongful", "chilling", "gaming", "inequality", "privacy", "transitions"}
+    doc = json.loads((rr1_run.path / "audit.json").read_text())
+    assert doc["summary"]["gini[all]"] == pytest.approx(s["gini[all]"])
+    assert "bootstrap" in doc["notes"]["intervals"]
+    curve = pd.read_parquet(rr1_run.path / "chilling.parquet")
+    assert len(curve) == 60 * 3
+
+
+def test_cli_audit(rr1_run, tmp_path):
+    r = CliRunner().invoke(app, ["audit", str(rr1_run.path)])
+    assert r.exit_code == 0, r.output
+    assert "Sanctions by group" in r.output and "Chilling effect" in r.output
+    r = CliRunner().invoke(app, ["audit", str(tmp_path / "missing")])
+    assert r.exit_code == 2 and "no such run directory" in r.output
+    r = CliRunner().invoke(app, ["audit", str(rr1_run.path), "--counterfactual", "maybe"])
+    assert r.exit_code == 2 and "fast or full" in r.output
+
+
+def test_runs_without_detail_get_the_aggregate_audit(tmp_path):
+    from scorelab.audit.compliance import compliance
+    from scorelab.audit.report import build_report
+
+    run = simulate_dict(rr1_dict(4_000, 30), tmp_path / "run", ledger="none")
+    t = audit_run(run.path)
+    assert set(t) == {"sanctions", "wrongful", "chilling", "chilling_curve", "gaming"}
+    assert t["sanctions"].loc["rural", "disparate_impact"] > 1  # from mean restricted shares
+    assert t["chilling"].loc["all", "speech_counterfactual"] >= t["chilling"].loc["all", "speech_run"] > 0
+    r = CliRunner().invoke(app, ["audit", str(run.path)])
+    assert r.exit_code == 0, r.output
+    assert "no per-citizen detail" in r.output and "--ledger all" in r.output
+    df = compliance(run.path)
+    assert (df["verdict"] == "fail").any()
+    text = build_report(run.path).read_text(encoding="utf-8")
+    assert "no per-citizen detail" in text and text.count("Plotly.newPlot(") == 5
+
+
+def test_sampled_run_and_smaller_counterfactual(tmp_path):
+    run = simulate_dict(rr1_dict(6_000, 30), tmp_path / "run", seed=3, ledger="600")  # every 10th id
+    t = audit_run(run.path, counterfactual_population=3_000)
+    s = t["sanctions"]
+    assert s.loc["all", "kept"] == 600 and s.loc["all", "citizens"] == 6_000
+    ch = t["chilling"].loc["all"]
+    assert "no common random numbers" in ch["method"]
+    # counts scaled to the run's population: same order of magnitude as the run's own speech
+    assert 0.7 < ch["speech_counterfactual"] / ch["speech_run"] < 1.4
+    r = CliRunner().invoke(app, ["audit", str(run.path), "--counterfactual-population", "0"])
+    assert r.exit_code == 2 and "--counterfactual-population" in r.output
