@@ -23,7 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console()
 err = Console(stderr=True)
 
-DEFAULT_SCENARIO = "rr1"
+DEFAULT_SCENARIO = "rongcheng"
 
 
 def fail(message: str) -> None:
@@ -88,7 +88,7 @@ def run(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="processes (default: all cores)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
-    """Simulate a scenario and write its run directory (default: RR-1 at 670,000 citizens for a year)."""
+    """Simulate a scenario and write its run directory (default: the Rongcheng pilot, 670,000 citizens for a year; RR-1 by name)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .api import load, simulate

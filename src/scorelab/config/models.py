@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 from enum import Enum
-from typing import Annotated, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .extensions import Composite, DueProcess, Graph, PeerRating, Privilege, check_scenario
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
@@ -49,6 +51,7 @@ class Behaviour(Strict):
     name: Name
     rate: PerGroup = Field(description="daily probability per citizen, per group")
     speech: bool = Field(False, description="political expression: counted as `criticism`, the chilling-effect metric")
+    requires_listed: Name | None = Field(None, description="only citizens on this blacklist can do it (repay a debt)")
     description: str = ""
 
 
@@ -70,6 +73,9 @@ class Rule(Strict):
     behaviour: Name
     sensor: Name
     points: int
+    cap_score: int | None = Field(None, description="then the score becomes min(score, cap_score)")
+    money: float = Field(0.0, ge=0.0, description="money collected per observed event (metric money_collected)")
+    subscore: Name | None = Field(None, description="with [policy.composite]: points go to this sub-score")
     sensitive: list[Sensitive] = Field(default_factory=list)
     description: str = ""
 
@@ -90,6 +96,10 @@ class Blacklist(Strict):
     name: Name
     trigger: Name = Field(description="behaviour whose observation lists the citizen")
     duration_days: int = Field(gt=0, le=20000)
+    removed_by: list[Name] = Field(default_factory=list, description="behaviours that end the listing that day")
+    extended_by: list[Name] = Field(default_factory=list, description="behaviours that extend a running listing")
+    extension_days: int = Field(0, ge=0, le=20000)
+    initial_share: Probability = Field(0.0, description="share listed on day 0, remaining time uniform")
     description: str = ""
 
 
@@ -98,6 +108,8 @@ class Restriction(Strict):
     description: str = ""
     grades: list[Name] = Field(default_factory=list)
     blacklists: list[Name] = Field(default_factory=list)
+    blocks: list[Name] = Field(default_factory=list, description="attempted behaviours refused (counted as blocked)")
+    reach: Literal["self", "household"] = Field("self", description="household: a listing restricts the household")
 
     @model_validator(mode="after")
     def _something(self) -> "Restriction":
@@ -116,6 +128,9 @@ class Policy(Strict):
     grades: list[Grade] = Field(default_factory=list)
     blacklists: list[Blacklist] = Field(default_factory=list)
     restrictions: list[Restriction] = Field(default_factory=list)
+    privileges: list[Privilege] = Field(default_factory=list)
+    due_process: DueProcess | None = None
+    composite: Composite | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "Policy":
@@ -225,6 +240,8 @@ class Scenario(Strict):
     sensors: list[Sensor] = Field(default_factory=list)
     policy: Policy
     response: Response = Response()
+    graph: Graph | None = None
+    peer: PeerRating | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "Scenario":
@@ -263,6 +280,7 @@ class Scenario(Strict):
             _known(f"response.gaming[{j}].behaviour", gm.behaviour, behaviours, "behaviour")
         for j, sc in enumerate(self.response.score_curves):
             _known(f"response.score_curves[{j}].behaviour", sc.behaviour, behaviours, "behaviour")
+        check_scenario(self)
         return self
 
     def per_group(self, value: PerGroup) -> list[float]:
