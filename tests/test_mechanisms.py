@@ -1,0 +1,263 @@
+"""Each preset mechanism, tested for what it does (small populations, few days, named seeds)."""
+
+import numpy as np
+import pytest
+
+import scorelab
+from scorelab.config.loader import ConfigError
+from scorelab.engine import runner
+from scorelab.engine.graph import build_households, build_network
+from scorelab.engine.kernel import ShardSpec
+from scorelab.engine.mechanisms import ShardMechanisms
+from scorelab.engine.params import compile_params
+
+from conftest import make
+
+
+def run(sc, tmp_path, name="r", **kw):
+    return scorelab.simulate(sc, out=tmp_path / name, workers=1, **kw)
+
+
+def all_rows(m):
+    return m[m.group == "all"].reset_index(drop=True)
+
+
+def ledger_holds(r):
+    c, led = r.citizens, r.ledger
+    start = r.manifest["scenario"]["policy"]["start_score"]
+    total = led.groupby("citizen").points.sum().reindex(c.citizen, fill_value=0).to_numpy()
+    return bool((start + total == c.score.to_numpy()).all())
+
+
+def test_cap_score_puts_a_drunk_driver_in_grade_c(tmp_path):
+    sc = make(behaviours=[{"name": "drunk_driving", "rate": 0.01}, {"name": "volunteering", "rate": 0.02}],
+              policy={"start_score": 1000, "rules": [
+                  {"behaviour": "drunk_driving", "sensor": "court", "points": 0, "cap_score": 849},
+                  {"behaviour": "volunteering", "sensor": "court", "points": 5}]})
+    r = run(sc, tmp_path)
+    led, c = r.ledger, r.citizens
+    caps = led[led.behaviour == "drunk_driving:cap"]
+    assert len(caps) > 50
+    # on the day of the cap, the driver's score after the day is at most 849: grade C (or D)
+    day_total = led.groupby(["citizen", "day"]).points.sum().groupby(level=0).cumsum() + 1000
+    after = day_total.loc[list(zip(caps.citizen, caps.day))]
+    # the cap is applied after the day's points, so the day ends at 849 or below
+    assert (after.to_numpy() <= 849).all()
+    last_drive = led[led.behaviour == "drunk_driving"].groupby("citizen").day.max()
+    last_vol = led[led.behaviour == "volunteering"].groupby("citizen").day.max().reindex(last_drive.index, fill_value=-1)
+    clean = last_drive.index[last_vol.to_numpy() < last_drive.to_numpy()]  # nothing after the last drive
+    assert len(clean) > 20
+    assert (c.set_index("citizen").loc[clean, "grade"].isin(["C"])).all()
+    assert ledger_holds(r)
+    assert all_rows(r.metrics).capped.sum() == len(caps)
+
+
+def test_money_collected_is_donations_times_amount(tmp_path):
+    sc = make(behaviours=[{"name": "donation", "rate": {"urban": 0.01, "rural": 0.003}}],
+              policy={"rules": [{"behaviour": "donation", "sensor": "court", "points": 5, "money": 250.0}]})
+    m = run(sc, tmp_path).metrics
+    for g in ("urban", "rural", "all"):
+        rows = m[m.group == g]
+        assert rows.observed_donation.sum() > 0
+        assert rows.money_collected.sum() == pytest.approx(250.0 * rows.observed_donation.sum())
+
+
+BLACKLIST = dict(
+    behaviours=[{"name": "judgment_default", "rate": 0.002},
+                {"name": "repay_debt", "rate": 0.05, "requires_listed": "court"},
+                {"name": "hide_assets", "rate": 0.01}],
+    policy={"rules": [{"behaviour": "judgment_default", "sensor": "court", "points": 0},
+                      {"behaviour": "repay_debt", "sensor": "court", "points": 0},
+                      {"behaviour": "hide_assets", "sensor": "court", "points": 0}],
+            "blacklists": [{"name": "court", "trigger": "judgment_default", "duration_days": 730,
+                            "removed_by": ["repay_debt"], "extended_by": ["hide_assets"], "extension_days": 365}]},
+)
+
+
+def test_only_listed_citizens_repay_and_repaying_ends_the_listing_that_day(tmp_path):
+    sc = make(scenario={"population": 5000, "days": 60}, **BLACKLIST)
+    r = run(sc, tmp_path)
+    led = r.ledger
+    first_listed = led[led.behaviour == "judgment_default"].groupby("citizen").day.min()
+    repays = led[led.behaviour == "repay_debt"]
+    assert len(repays) > 30
+    # the gate: every repayment comes from a citizen listed on an earlier day
+    listed_before = first_listed.reindex(repays.citizen).to_numpy()
+    assert (listed_before < repays.day.to_numpy()).all()
+    # leaves the list that day: for citizens whose last court event is a repayment on day d, listed_until == d
+    last = led[led.behaviour.isin(["judgment_default", "repay_debt", "hide_assets"])].sort_values("day")
+    last = last.groupby("citizen").tail(1)
+    last = last[last.behaviour == "repay_debt"]
+    until = r.citizens.set_index("citizen").loc[last.citizen, "blacklisted_until"].to_numpy()
+    assert (until == last.day.to_numpy()).all()
+    m = all_rows(r.metrics)
+    assert m.removed_court.sum() == len(repays)
+    # no listing expires within 60 days, so the listed count is first listings minus removals
+    firsts = first_listed.groupby(first_listed).size().reindex(range(60), fill_value=0).cumsum().to_numpy()
+    relisted = (led[led.behaviour == "judgment_default"].groupby("citizen").size() > 1).sum()
+    assert m.listed_court.iloc[-1] <= firsts[-1] - m.removed_court.sum() + relisted
+
+
+def test_reoffending_while_listed_extends_the_listing(tmp_path):
+    sc = make(scenario={"population": 5000, "days": 60}, **BLACKLIST)
+    r = run(sc, tmp_path)
+    led = r.ledger
+    events = led[led.behaviour.isin(["judgment_default", "repay_debt", "hide_assets"])].sort_values(["citizen", "day"])
+    listed = events[events.behaviour == "judgment_default"].groupby("citizen").day.min()
+    hid = events[events.behaviour == "hide_assets"]
+    ext = hid[hid.citizen.isin(listed.index) & (hid.day.to_numpy() > listed.reindex(hid.citizen).to_numpy())]
+    plain = set(ext.citizen) - set(events[events.behaviour == "repay_debt"].citizen)
+    plain = [c for c in plain if (events[(events.citizen == c) & (events.behaviour == "judgment_default")].shape[0] == 1)]
+    assert len(plain) > 3
+    until = r.citizens.set_index("citizen").blacklisted_until
+    for c in plain:
+        n_ext = int(((ext.citizen == c)).sum())
+        assert until[c] == listed[c] + 730 + 365 * n_ext
+    assert all_rows(r.metrics).extended_court.sum() >= len(plain)
+
+
+def _household_mech(population=400):
+    sc = make(scenario={"population": population, "days": 5},
+              graph={"households": {"mean_size": 3.0}},
+              behaviours=[{"name": "judgment_default", "rate": 0.0}, {"name": "private_school_enrolment", "rate": 0.0}],
+              policy={"rules": [{"behaviour": "judgment_default", "sensor": "court", "points": 0}],
+                      "blacklists": [{"name": "court", "trigger": "judgment_default", "duration_days": 730}],
+                      "restrictions": [{"name": "private_school_ban", "blacklists": ["court"], "reach": "household",
+                                        "blocks": ["private_school_enrolment"]}]})
+    P = compile_params(sc)
+    sizes = np.array([population // 2, population - population // 2])
+    starts = np.array([0, population // 2])
+    metrics = {"points_awarded": np.zeros((5, 2), np.int64), "points_deducted": np.zeros((5, 2), np.int64)}
+    mech = ShardMechanisms(P, ShardSpec(0, 0, population, 1, 1), sizes, starts, np.cumsum(sizes), metrics,
+                           {k: [] for k in ("day", "citizen", "behaviour", "points", "sensor", "false")}, 1)
+    return P, mech
+
+
+def test_household_member_of_a_listed_parent_is_blocked_from_private_school_and_a_non_member_is_not():
+    P, mech = _household_mech()
+    hh = mech.households
+    h = int(np.flatnonzero(hh.size >= 3)[0])
+    parent, child = int(hh.start[h]), int(hh.start[h] + 1)
+    stranger = int(hh.start[h + 1])  # first member of the next household
+    score = np.full(400, 1000, dtype=np.int16)
+    listed = [np.full(400, -1, dtype=np.int16)]
+    old = [listed[0][[parent]].copy()]
+    listed[0][parent] = 730  # listed on day 0
+    mech.end_day(0, np.array([parent]), old, [listed[0][[parent]]], np.zeros((4, 2), np.int64))
+    ids = np.array([parent, child, stranger])
+    blocked = mech.restricted_at_start(0, ids, score, listed, 1)
+    assert blocked.tolist() == [True, True, False]
+    # members reached through the household (not themselves listed): the household's size minus one
+    assert mech.metrics["x:reached_private_school_ban"][0].sum() == hh.size[h] - 1
+    # the listing ends: the child is free again
+    old = [listed[0][[parent]].copy()]
+    listed[0][parent] = 1
+    mech.end_day(1, np.array([parent]), old, [listed[0][[parent]]], np.zeros((4, 2), np.int64))
+    assert not mech.restricted_at_start(0, np.array([child]), score, listed, 2)[0]
+    assert mech.metrics["x:reached_private_school_ban"][1].sum() == 0
+
+
+def test_blocked_attempts_equal_the_households_reached_when_everyone_tries_every_day(tmp_path):
+    sc = make(scenario={"population": 3000, "days": 20},
+              graph={"households": {"mean_size": 3.0}},
+              behaviours=[{"name": "judgment_default", "rate": 0.002}, {"name": "private_school_enrolment", "rate": 1.0}],
+              policy={"rules": [{"behaviour": "judgment_default", "sensor": "court", "points": 0}],
+                      "blacklists": [{"name": "court", "trigger": "judgment_default", "duration_days": 730}],
+                      "restrictions": [{"name": "private_school_ban", "blacklists": ["court"], "reach": "household",
+                                        "blocks": ["private_school_enrolment"]}]})
+    m = all_rows(run(sc, tmp_path).metrics)
+    blocked = m.blocked_private_school_ban_private_school_enrolment.to_numpy()
+    under = (m.listed_court + m.reached_private_school_ban).to_numpy()  # end of each day
+    assert blocked[0] == 0
+    assert (blocked[1:] == under[:-1]).all()  # the attempts of day t meet the state at the end of day t-1
+    assert under[-1] > m.listed_court.iloc[-1]  # family members are reached, not only the listed
+
+
+def test_travel_ban_blocks_purchases_of_listed_citizens_only(tmp_path):
+    sc = make(scenario={"population": 3000, "days": 20},
+              behaviours=[{"name": "judgment_default", "rate": 0.002}, {"name": "flight_purchase_attempt", "rate": 1.0}],
+              policy={"rules": [{"behaviour": "judgment_default", "sensor": "court", "points": 0}],
+                      "blacklists": [{"name": "court", "trigger": "judgment_default", "duration_days": 730,
+                                      "initial_share": 0.01}],
+                      "restrictions": [{"name": "travel_ban", "blacklists": ["court"],
+                                        "blocks": ["flight_purchase_attempt"]}]})
+    m = all_rows(run(sc, tmp_path).metrics)
+    blocked = m.blocked_travel_ban_flight_purchase_attempt.to_numpy()
+    assert (blocked[1:] == m.listed_court.to_numpy()[:-1]).all()
+    assert m.listed_court.iloc[0] > 10  # the initial stock of listings
+    assert (m.true_flight_purchase_attempt == 3000).all()  # the attempt happens; it is refused
+
+
+def test_privileges_are_held_by_grade(tmp_path):
+    sc = make(behaviours=[{"name": "volunteering", "rate": 0.05}, {"name": "littering", "rate": 0.05}],
+              policy={"rules": [{"behaviour": "volunteering", "sensor": "court", "points": 20},
+                                {"behaviour": "littering", "sensor": "court", "points": -60}],
+                      "grades": [{"name": "A", "min": 1050}, {"name": "B", "min": 950, "max": 1049}, {"name": "C", "max": 949}],
+                      "privileges": [{"name": "bike", "grades": ["A", "B"]}, {"name": "heating", "grades": ["A"]}]})
+    m = run(sc, tmp_path).metrics
+    assert (m.privileged_bike == m.grade_A + m.grade_B).all()
+    assert (m.privileged_heating == m.grade_A).all()
+    assert m.privileged_heating.max() > 0 and (m.privileged_bike < m.population).any()
+
+
+def test_households_are_contiguous_inside_group_blocks():
+    rng = np.random.default_rng(5)
+    sizes = np.array([5000, 3000, 0, 17])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    hh = build_households(rng, starts, sizes, 2.8, 12)
+    assert hh.start[0] == 0 and hh.start[-1] == sizes.sum()
+    assert (np.diff(hh.household) >= 0).all() and (np.diff(hh.household) <= 1).all()
+    bounds = np.cumsum(sizes)
+    first_g = np.searchsorted(bounds, hh.start[:-1], side="right")
+    last_g = np.searchsorted(bounds, hh.start[1:] - 1, side="right")
+    assert (first_g == last_g).all() and (first_g == hh.group).all()
+    assert hh.size.max() <= 12
+    assert abs(hh.size[hh.group == 0].mean() - 2.8) < 0.15  # 1 + Poisson(1.8), ~1,800 households
+
+
+def test_contact_network_stays_in_shard_has_no_self_loops_and_mostly_own_group():
+    rng = np.random.default_rng(6)
+    sizes = np.array([6000, 4000])
+    starts = np.array([0, 6000])
+    net = build_network(rng, starts, sizes, 8.0, 0.9, 0.5)
+    owner = np.repeat(np.arange(10000), net.degree)
+    assert net.indices.min() >= 0 and net.indices.max() < 10000
+    assert not (net.indices == owner).any()
+    assert abs(net.degree.mean() - 8.0) < 0.2
+    same = (owner < 6000) == (net.indices < 6000)
+    assert same.mean() > 0.9  # 0.9 by construction plus the chance of drawing one's own group at random
+    vals = rng.random(10000)
+    mean = net.mean_over_contacts(vals, empty=-1.0)
+    i = int(np.flatnonzero(net.degree > 0)[0])
+    assert mean[i] == pytest.approx(vals[net.indices[net.indptr[i]:net.indptr[i + 1]]].mean())
+
+
+def test_graph_scenarios_give_the_same_numbers_for_any_number_of_workers(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SHARD_SIZE", 1500)  # 4 shards of a 6000-citizen run
+    sc = make(scenario={"population": 6000, "days": 15},
+              graph={"households": {"mean_size": 3.0}},
+              behaviours=[{"name": "judgment_default", "rate": 0.003}, {"name": "private_school_enrolment", "rate": 0.2}],
+              policy={"rules": [{"behaviour": "judgment_default", "sensor": "court", "points": -50}],
+                      "blacklists": [{"name": "court", "trigger": "judgment_default", "duration_days": 730}],
+                      "restrictions": [{"name": "school", "blacklists": ["court"], "reach": "household",
+                                        "blocks": ["private_school_enrolment"]}]})
+    a = scorelab.simulate(sc, out=tmp_path / "a", workers=1)
+    b = scorelab.simulate(sc, out=tmp_path / "b", workers=2)
+    assert a.manifest["shards"] == 4
+    assert a.metrics.equals(b.metrics)
+    assert a.citizens.equals(b.citizens)
+    assert a.metrics.blocked_school_private_school_enrolment.sum() > 0
+
+
+def test_unknown_names_in_mechanisms_are_config_errors():
+    with pytest.raises(ConfigError, match="requires_listed"):
+        make(behaviours=[{"name": "repay", "rate": 0.1, "requires_listed": "nope"}])
+    with pytest.raises(ConfigError, match="household"):
+        make(behaviours=[{"name": "x", "rate": 0.1}],
+             policy={"rules": [{"behaviour": "x", "sensor": "court", "points": 0}],
+                     "blacklists": [{"name": "l", "trigger": "x", "duration_days": 10}],
+                     "restrictions": [{"name": "r", "blacklists": ["l"], "reach": "household"}]})
+    with pytest.raises(ConfigError, match="unknown key"):
+        make(behaviours=[{"name": "x", "rate": 0.1}], policy={"due_process": {"notise_days": 3}})
+    with pytest.raises(ConfigError, match="grade"):
+        make(behaviours=[{"name": "x", "rate": 0.1}], policy={"privileges": [{"name": "p", "grades": ["Z"]}]})
