@@ -234,6 +234,7 @@ class ShardMechanisms:
         for name in M.privilege_names:
             metric(f"privileged_{name}")
         self.due = M.review > 0 or M.notice_days > 0 or M.appeal > 0 or M.expiry_days > 0
+        self._expiry_code = M.code("expiry") if M.expiry_days else -1
         if self.due:
             for name in ("review_caught", "contest_dropped", "reversed_appeal", "reversed_expiry", "notices"):
                 metric(name)
@@ -463,7 +464,7 @@ class ShardMechanisms:
             score[ids] = (score[ids].astype(np.int64) + pts).astype(score.dtype)
             self.ledger(t, ids, code, pts, None, false)
             self.points_metrics(t, ids, pts)
-            name = "x:reversed_appeal" if code == M.code("appeal") else "x:reversed_expiry"
+            name = "x:reversed_expiry" if code == self._expiry_code else "x:reversed_appeal"
             self.metrics[name][t] += self.count(ids)
         self._today_rev = []
         if self.subs is not None:

@@ -1,0 +1,89 @@
+"""Every shipped preset loads, runs small, keeps the ledger invariant and shows its mechanism."""
+
+import numpy as np
+import pytest
+
+import scorelab
+from scorelab import cli
+from scorelab.config.loader import list_presets
+
+PRESETS = [p.name for p in list_presets()]
+
+
+def small(name, tmp_path, population=3000, days=30, seed=2, **kw):
+    return scorelab.simulate(name, seed=seed, population=population, days=days, out=tmp_path / name, workers=1, **kw)
+
+
+def ledger_holds(r):
+    c, led = r.citizens, r.ledger
+    start = r.manifest["scenario"]["policy"]["start_score"]
+    total = led.groupby("citizen").points.sum().reindex(c.citizen, fill_value=0).to_numpy()
+    return bool((start + total == c.score.to_numpy()).all())
+
+
+def test_the_article_presets_ship():
+    for name in ("rr1", "rongcheng", "fair-baseline"):
+        assert name in PRESETS
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_runs_small_and_keeps_its_ledger(name, tmp_path):
+    r = small(name, tmp_path)
+    m = r.metrics
+    assert len(m) == 30 * (len(r.manifest["group_sizes"]) + 1)
+    assert np.isfinite(m.mean_score).all()
+    assert ledger_holds(r)
+    a = m[m.group == "all"]
+    assert (a.points_awarded - a.points_deducted).sum() == r.citizens.score.sum() - \
+        r.manifest["scenario"]["policy"]["start_score"] * r.manifest["population"]
+
+
+def test_default_run_is_rongcheng_at_real_size_and_rr1_stays_by_name():
+    assert cli.DEFAULT_SCENARIO == "rongcheng"
+    sc = scorelab.load(cli.DEFAULT_SCENARIO)
+    assert sc.scenario.population == 670_000 and sc.scenario.days == 365
+    assert sc.policy.blacklists and sc.graph.households and any(r.money for r in sc.policy.rules)
+    assert scorelab.load("rr1").scenario.name == "rr1"
+
+
+def test_rongcheng_mechanisms_show_in_a_small_run(tmp_path):
+    r = small("rongcheng", tmp_path, population=30000, days=60)
+    a = r.metrics[r.metrics.group == "all"]
+    led = r.ledger
+    assert a.money_collected.sum() == 500.0 * a.observed_donation.sum() > 0
+    caps = led[led.behaviour == "drunk_driving:cap"]
+    assert len(caps) > 0 and (caps.points < 0).all()
+    assert a.blocked_travel_ban_train_purchase_attempt.sum() > 0
+    assert a.reached_private_school_ban.iloc[-1] > 0
+    assert a.removed_court_defaulters.sum() > 0
+    assert (a.privileged_deposit_free_bike_rental == a.grade_AAA + a.grade_AA + a.grade_A).all()
+    # informants: more of their false reports land in villages, per citizen
+    g = r.metrics.groupby("group", observed=True).false_uncivil_behaviour.sum()
+    sizes = r.manifest["group_sizes"]
+    assert g["rural"] / sizes["rural"] > g["urban"] / sizes["urban"]
+
+
+def test_sensitive_categories_are_tagged():
+    rc = {r.behaviour: {s.value for s in r.sensitive} for r in scorelab.load("rongcheng").policy.rules}
+    assert "political_opinion" in rc["irregular_petitioning"]
+    assert "biometrics" in rc["traffic_violation"]
+    assert "health" in rc["blood_donation"]
+    fair = scorelab.load("fair-baseline").policy.rules
+    assert all(not r.sensitive for r in fair)
+
+
+def test_fair_baseline_is_the_same_society_scored_on_finances_only(tmp_path):
+    rc, fb = scorelab.load("rongcheng"), scorelab.load("fair-baseline")
+    assert [b.model_dump() for b in rc.behaviours] == [b.model_dump() for b in fb.behaviours]
+    assert [g.model_dump() for g in rc.groups] == [g.model_dump() for g in fb.groups]
+    assert {r.sensor for r in fb.policy.rules} <= {"court", "bank", "utility"}
+    a = small("rongcheng", tmp_path, population=20000, days=40)
+    b = small("fair-baseline", tmp_path, population=20000, days=40)
+    ma, mb = a.metrics, b.metrics
+    # common random numbers: the same true events before anyone is deterred
+    assert (ma.true_volunteering == mb.true_volunteering).all()
+    # the baseline's safeguards: review catches most false matches, notice delays penalties
+    fa = mb[mb.group == "all"]
+    assert fa.review_caught.sum() > 0.7 * fa.false_bank_arrears.sum()
+    assert (fa.penalties[:30] == 0).all()
+    assert fa.wrongful_penalties.sum() < ma[ma.group == "all"].wrongful_penalties.sum()
