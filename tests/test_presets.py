@@ -87,3 +87,23 @@ def test_fair_baseline_is_the_same_society_scored_on_finances_only(tmp_path):
     assert fa.review_caught.sum() > 0.7 * fa.false_bank_arrears.sum()
     assert (fa.penalties[:30] == 0).all()
     assert fa.wrongful_penalties.sum() < ma[ma.group == "all"].wrongful_penalties.sum()
+
+
+def test_national_blacklist_counts_blocked_purchases_at_the_listed_rate(tmp_path):
+    sc = scorelab.load("national-blacklist")
+    rate = {g.name: sc.behaviours[[b.name for b in sc.behaviours].index("flight_purchase_attempt")].rate[g.name]
+            for g in sc.groups}
+    r = small("national-blacklist", tmp_path, population=60000, days=60, seed=4)
+    m = r.metrics
+    expected = 0.0
+    for g, p in rate.items():
+        listed = m[m.group == g].listed_dishonest_defaulters.to_numpy()
+        expected += p * listed[:-1].sum()  # day t's attempts meet day t-1's list
+    got = m[(m.group == "all") & (m.day > 0)].blocked_flight_ban_flight_purchase_attempt.sum()
+    # seed 4; Poisson count of ~190: 4 sd is about 55
+    assert abs(got - expected) < 4 * np.sqrt(expected) + 1
+    a = m[m.group == "all"]
+    assert a.listed_dishonest_defaulters.iloc[0] > 0.008 * 60000  # the 2018 stock of listings
+    assert a.extended_dishonest_defaulters.sum() > 0 and a.removed_dishonest_defaulters.sum() > 0
+    assert a.reached_private_school_ban.iloc[-1] > a.listed_dishonest_defaulters.iloc[-1]  # families reached
+    assert a.blocked_private_school_ban_private_school_enrolment.sum() > 0
