@@ -323,3 +323,15 @@ def test_appeals_reverse_false_attributions_only(tmp_path):
     m = all_rows(r.metrics)
     assert m.reversed_appeal.sum() == len(app)
     assert ledger_holds(r)
+
+
+def test_a_grade_restriction_refuses_exactly_the_attempts_of_low_grades(tmp_path):
+    sc = make(scenario={"population": 3000, "days": 20},
+              behaviours=[{"name": "littering", "rate": 0.05}, {"name": "loan_application", "rate": 1.0}],
+              policy={"rules": [{"behaviour": "littering", "sensor": "court", "points": -60}],
+                      "restrictions": [{"name": "loan_denied", "grades": ["B", "C", "D"],
+                                        "blocks": ["loan_application"]}]})
+    m = all_rows(run(sc, tmp_path).metrics)
+    low = (m.grade_B + m.grade_C + m.grade_D).to_numpy()
+    blocked = m.blocked_loan_denied_loan_application.to_numpy()
+    assert blocked[0] == 0 and (blocked[1:] == low[:-1]).all() and blocked.sum() > 0
