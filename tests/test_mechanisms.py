@@ -377,3 +377,64 @@ def test_connections_subscore_follows_the_contacts_scores(tmp_path):
     # and within a group, a citizen's connections sub-score tracks their own contacts, not their own record
     s = seg[seg.group == "urban"]
     assert abs(np.corrcoef(s.subscore_connections, s.subscore_credit)[0, 1]) < 0.2
+
+
+def _peer(tmp_path, name, seed=8, days=40, **peer):
+    cfg = {"network": "acq", "interactions": 0.3, "start_rating": 4.0, "behaviour_mean": 3.5,
+           "behaviour_spread": 0.5, "noise": 0.6, "status": 0.0, "politeness": 0.0}
+    cfg.update(peer)
+    sc = make(scenario={"population": 4000, "days": days, "seed": seed},
+              graph={"networks": [{"name": "acq", "mean_degree": 10}]},
+              behaviours=[{"name": "public_incident", "rate": 0.002}], sensors=[],
+              peer=cfg,
+              policy={"start_score": round(100 * cfg["start_rating"]), "score_min": 100, "score_max": 500,
+                      "grades": [{"name": "low", "max": 449}, {"name": "prime", "min": 450}]})
+    return run(sc, tmp_path, name)
+
+
+def all_fakeness(r):
+    a = all_rows(r.metrics)
+    return float((a.fakeness * a.interactions).sum() / a.interactions.sum())
+
+
+def test_fakeness_is_zero_without_politeness_or_status_and_positive_with_politeness(tmp_path):
+    honest = _peer(tmp_path, "honest")
+    polite = _peer(tmp_path, "polite", politeness=0.5)
+    assert all_fakeness(honest) == 0.0  # given stars are the honest ones, exactly
+    f = all_fakeness(polite)
+    # +0.5 star of politeness, minus what clipping at 5 and rounding take back (seed 8)
+    assert 0.3 < f < 0.55
+    assert all_rows(polite.metrics).mean_score.iloc[-1] > all_rows(honest.metrics).mean_score.iloc[-1]
+    assert ledger_holds(polite) and ledger_holds(honest)
+
+
+def test_rating_is_the_rater_weighted_mean_and_follows_true_behaviour(tmp_path):
+    r = _peer(tmp_path, "r", days=60)
+    c = r.citizens
+    assert c.rating.between(1, 5).all()
+    assert (c.score == np.rint(100 * c.rating)).all()
+    # honest stars centre on true behaviour (3.5): ratings fall from the start (4.0) toward it
+    assert c.rating.mean() < 3.85
+    assert np.corrcoef(c.rating, c.true_behaviour)[0, 1] > 0.5
+
+
+def test_status_bias_rewards_the_already_high_rated(tmp_path):
+    flat = _peer(tmp_path, "flat").citizens
+    status = _peer(tmp_path, "status", status=1.0).citizens
+    # with status bias the same behaviour earns more when one's rating is high: the spread of ratings grows
+    assert status.rating.std() > flat.rating.std()
+
+
+def test_incidents_multiply_the_penalty(tmp_path):
+    calm = _peer(tmp_path, "calm")
+    harsh = _peer(tmp_path, "harsh", incident={"behaviour": "public_incident", "days": 3, "factor": 3.0,
+                                               "opinion_drop": 2.0})
+    a, b = all_rows(calm.metrics), all_rows(harsh.metrics)
+    assert b.stars_honest.mean() < a.stars_honest.mean()
+    assert b.mean_score.iloc[-1] < a.mean_score.iloc[-1]
+
+
+def test_association_with_low_rated_people_costs(tmp_path):
+    free = _peer(tmp_path, "free", behaviour_mean=2.8)
+    costly = _peer(tmp_path, "costly", behaviour_mean=2.8, association={"below": 3.5, "star": 1.0, "weight": 1.0})
+    assert all_rows(costly.metrics).mean_score.iloc[-1] < all_rows(free.metrics).mean_score.iloc[-1] - 5

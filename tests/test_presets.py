@@ -128,3 +128,24 @@ def test_surveillance_errs_more_for_the_groups_face_recognition_fails(tmp_path):
     a = r.metrics[r.metrics.group == "all"]
     assert a.blocked_partner_loan_denied_loan_application.sum() > 0
     assert a.criticism.sum() > 0 and "political_opinion" in {s.value for rule in sc.policy.rules for s in rule.sensitive}
+
+
+def test_sesame_preset_stays_in_range_and_unlocks_perks_at_thresholds(tmp_path):
+    r = small("sesame", tmp_path, population=20000, days=31)
+    c, m = r.citizens, r.metrics
+    assert c.score.between(350, 950).all() and c.score.std() > 10
+    a = m[m.group == "all"]
+    assert (a.privileged_pay_later_credit == a.grade_good + a.grade_very_good + a.grade_excellent + a.grade_elite).all()
+    assert a.privileged_visa_help.iloc[-1] > 0
+    # the countryside starts lower on three sub-scores and ends lower on the score
+    last = m[m.day == 30].set_index("group")
+    assert last.loc["rural", "mean_score"] < last.loc["urban", "mean_score"]
+
+
+def test_nosedive_preset_measures_fakeness_and_gates_privileges(tmp_path):
+    r = small("nosedive", tmp_path, population=20000, days=40)
+    a = r.metrics[r.metrics.group == "all"]
+    assert (a.fakeness > 0).all()
+    assert (a.stars_given > a.stars_honest).all()
+    assert (a.privileged_housing_discount == a.grade_prime).all()
+    assert a.blocked_no_boarding_flight_boarding_attempt.sum() > 0
