@@ -149,3 +149,14 @@ def test_nosedive_preset_measures_fakeness_and_gates_privileges(tmp_path):
     assert (a.stars_given > a.stars_honest).all()
     assert (a.privileged_housing_discount == a.grade_prime).all()
     assert a.blocked_no_boarding_flight_boarding_attempt.sum() > 0
+
+
+def test_cli_default_run_shows_what_the_mechanisms_did(tmp_path):
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(cli.app, ["run", "-n", "5000", "-t", "20", "-q", "-w", "1", "-o", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert "rongcheng: 5,000 citizens, 20 days" in res.output
+    assert "money_collected" in res.output and "blocked_travel_ban" in res.output
+    bad = CliRunner().invoke(cli.app, ["run", "no-such-preset", "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and not (tmp_path / "x").exists()

@@ -71,6 +71,16 @@ def print_summary(run) -> None:
         table.add_row(str(group), f"{row.mean_score:.2f}", f"{row.restricted_share:.2%}", f"{int(row.penalties):,}",
                       f"{int(row.wrongful_penalties):,}", f"{int(row.criticism):,}")
     console.print(table)
+    from .mechsummary import mechanism_rows
+
+    rows = mechanism_rows(run)
+    if rows:  # what the preset's mechanisms did (blocked purchases, money collected, fakeness, ...)
+        mech = Table(title="mechanisms (all groups)")
+        mech.add_column("metric")
+        mech.add_column("value", justify="right")
+        for label, value in rows:
+            mech.add_row(label, value)
+        console.print(mech)
     m = run.manifest
     console.print(f"{m['population'] * m['days']:,} agent-days in {m['wall_seconds']:.2f} s "
                   f"({m['agent_days_per_second'] / 1e6:,.1f} million agent-days/s); detail kept for {m['detail']['kept'] or 'no citizens'}")
