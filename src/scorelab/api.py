@@ -56,7 +56,7 @@ def os_total_memory() -> int:  # pragma: no cover - fallback
 def state_bytes_per_citizen(params: Params) -> int:
     """Resident bytes per simulated citizen: score, listings, deterrence counters, misconduct counter."""
     return (params.score_dtype.itemsize + params.day_dtype.itemsize * len(params.bl_names)
-            + params.deter_table.shape[0] + 1)
+            + params.deter_table.shape[0] + 1 + (params.mech.bytes_per_citizen() if params.mech else 0))
 
 
 def estimate_memory(params: Params, detail: Detail, workers: int) -> int:

@@ -252,7 +252,7 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
             # ---- sanction: blacklists ----
             for k in np.flatnonzero(P.bl_trigger == b):
                 until = t + int(P.bl_duration[k])
-                listed[k][ids] = until
+                listed[k][ids] = np.maximum(listed[k][ids], until)  # never shortens an extended listing
                 calendar.setdefault(until, []).append(ids)
             # ---- respond: deterrence (takes effect from the next day) ----
             slot = P.deter_slot[b]

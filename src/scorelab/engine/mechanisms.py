@@ -102,6 +102,19 @@ class MechParams:
     def code(self, rule: str) -> int:
         return self.first_code + self.extra_rules.index(rule)
 
+    def bytes_per_citizen(self) -> int:
+        """Resident bytes per citizen of the mechanisms' state (graphs, sub-scores, peer sums)."""
+        b = 0.0
+        if self.households is not None:
+            b += 4 + 10 / self.households[0] + 2 * len(np.flatnonzero(self.reach_household))
+        for _, deg, _, _ in self.networks:
+            b += 8 + 4 * deg + 8 * deg  # CSR arrays, plus the owner index built by mean_over_contacts
+        if self.composite is not None:
+            b += 4 * len(self.composite.names) + 16
+        if self.peer is not None:
+            b += 16
+        return int(np.ceil(b))
+
 
 def compile_mechanisms(sc: Scenario, behaviours: tuple[str, ...], bl_names: tuple[str, ...],
                        restriction_names: tuple[str, ...], grade_names: tuple[str, ...]) -> MechParams:
