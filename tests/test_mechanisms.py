@@ -438,3 +438,10 @@ def test_association_with_low_rated_people_costs(tmp_path):
     free = _peer(tmp_path, "free", behaviour_mean=2.8)
     costly = _peer(tmp_path, "costly", behaviour_mean=2.8, association={"below": 3.5, "star": 1.0, "weight": 1.0})
     assert all_rows(costly.metrics).mean_score.iloc[-1] < all_rows(free.metrics).mean_score.iloc[-1] - 5
+
+
+def test_mean_over_contacts_handles_citizens_without_contacts():
+    from scorelab.engine.graph import Network
+
+    net = Network(np.array([0, 2, 2, 3, 3]), np.array([1, 2, 0], dtype=np.int32))
+    assert net.mean_over_contacts(np.array([1.0, 2.0, 3.0, 4.0]), empty=-1.0).tolist() == [2.5, -1.0, 1.0, -1.0]

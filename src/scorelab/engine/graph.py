@@ -65,39 +65,50 @@ class Network:
     def mean_over_contacts(self, values: np.ndarray, empty: np.ndarray | float) -> np.ndarray:
         """Mean of `values` over each citizen's contacts (`empty` where a citizen has none)."""
         deg = self.degree
-        n = len(deg)
-        owner = np.repeat(np.arange(n), deg)
-        total = np.bincount(owner, weights=values[self.indices].astype(np.float64), minlength=n)
+        if len(deg) == 0:
+            return np.empty(0)
+        v = np.append(values[self.indices].astype(np.float64), 0.0)  # padded: reduceat needs a valid index
+        total = np.add.reduceat(v, self.indptr[:-1])
         return np.where(deg > 0, total / np.maximum(deg, 1), empty)
 
 
 def build_network(rng: np.random.Generator, starts: np.ndarray, sizes: np.ndarray, mean_degree: float,
-                  same_group: float, local: float, window: int = 50) -> Network:
+                  same_group: float, local: float, window: int = 50, chunk: int = 1 << 20) -> Network:
     """Directed contacts: Poisson(mean_degree) per citizen; each contact is drawn from the citizen's own
     group with probability `same_group` (else from the whole shard), and among those, from ids within
-    `window` of the citizen with probability `local` (clustered circles: friends of friends overlap)."""
+    `window` of the citizen with probability `local` (clustered circles: friends of friends overlap).
+
+    Edges are drawn for `chunk` citizens at a time (array code within a chunk), so a 4-million-citizen
+    shard with a dozen contacts each never holds more than a chunk's temporaries."""
     n = int(sizes.sum())
     if n <= 1:
         return Network(np.zeros(n + 1, dtype=np.int64), np.empty(0, dtype=np.int32))
     deg = rng.poisson(mean_degree, n)
     indptr = np.concatenate([[0], np.cumsum(deg)]).astype(np.int64)
-    E = int(indptr[-1])
-    owner = np.repeat(np.arange(n, dtype=np.int64), deg)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
     bounds = np.cumsum(sizes)
-    g = np.searchsorted(bounds, owner, side="right")
-    g_start, g_size = starts[g], sizes[g]
-    u = rng.random((3, E))
-    own = u[0] < same_group
-    near = own & (u[1] < local)
-    # nearby: a uniform offset in [-window, window] \ {0}, wrapped inside the group block
-    off = rng.integers(1, window + 1, E) * np.where(u[2] < 0.5, -1, 1)
-    target = np.empty(E, dtype=np.int64)
-    target[near] = g_start[near] + (owner[near] - g_start[near] + off[near]) % g_size[near]
-    far_own = own & ~near
-    target[far_own] = g_start[far_own] + (u[2][far_own] * g_size[far_own]).astype(np.int64)
-    other = ~own
-    target[other] = (u[1][other] * n).astype(np.int64)
-    target = np.minimum(target, n - 1)
-    selfloop = target == owner
-    target[selfloop] = (owner[selfloop] + 1) % n
-    return Network(indptr, target.astype(np.int32))
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        e0, e1 = int(indptr[c0]), int(indptr[c1])
+        E = e1 - e0
+        if E == 0:
+            continue
+        owner = np.repeat(np.arange(c0, c1, dtype=np.int64), deg[c0:c1])
+        g = np.searchsorted(bounds, owner, side="right")
+        g_start, g_size = starts[g], sizes[g]
+        u = rng.random((3, E), dtype=np.float32)
+        own = u[0] < same_group
+        near = own & (u[1] < local)
+        # nearby: a uniform offset in [-window, window] without 0, wrapped inside the group block
+        off = rng.integers(1, window + 1, E) * np.where(u[2] < 0.5, -1, 1)
+        target = np.empty(E, dtype=np.int64)
+        target[near] = g_start[near] + (owner[near] - g_start[near] + off[near]) % g_size[near]
+        far_own = own & ~near
+        target[far_own] = g_start[far_own] + (u[2][far_own] * g_size[far_own]).astype(np.int64)
+        other = ~own
+        target[other] = (u[1][other] * n).astype(np.int64)
+        target = np.minimum(target, n - 1)
+        selfloop = target == owner
+        target[selfloop] = (owner[selfloop] + 1) % n
+        indices[e0:e1] = target
+    return Network(indptr, indices)
