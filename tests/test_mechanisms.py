@@ -445,3 +445,25 @@ def test_mean_over_contacts_handles_citizens_without_contacts():
 
     net = Network(np.array([0, 2, 2, 3, 3]), np.array([1, 2, 0], dtype=np.int32))
     assert net.mean_over_contacts(np.array([1.0, 2.0, 3.0, 4.0]), empty=-1.0).tolist() == [2.5, -1.0, 1.0, -1.0]
+
+
+def test_bad_composite_and_peer_blocks_are_config_errors():
+    comp = {"subscores": [{"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.4}]}
+    with pytest.raises(ConfigError, match="add up to 1"):
+        make(behaviours=[{"name": "x", "rate": 0.1}], policy={"composite": comp})
+    comp = {"subscores": [{"name": "a", "weight": 1.0}]}
+    with pytest.raises(ConfigError, match="sub-score"):
+        make(behaviours=[{"name": "x", "rate": 0.1}],
+             policy={"composite": comp, "rules": [{"behaviour": "x", "sensor": "court", "points": 1, "subscore": "zz"}]})
+    with pytest.raises(ConfigError, match="points directly"):
+        make(behaviours=[{"name": "x", "rate": 0.1}],
+             policy={"composite": comp, "rules": [{"behaviour": "x", "sensor": "court", "points": 1}]})
+    peer = {"network": "acq", "interactions": 0.1, "start_rating": 4.0}
+    with pytest.raises(ConfigError, match="network"):
+        make(behaviours=[{"name": "x", "rate": 0.1}], peer=peer, policy={"start_score": 400})
+    with pytest.raises(ConfigError, match="100 x peer.start_rating"):
+        make(behaviours=[{"name": "x", "rate": 0.1}], peer=peer,
+             graph={"networks": [{"name": "acq", "mean_degree": 5}]}, policy={"start_score": 1000})
+    with pytest.raises(ConfigError, match="behaviour_mean"):
+        make(behaviours=[{"name": "x", "rate": 0.1}], peer={**peer, "behaviour_mean": {"urban": 9, "rural": 3}},
+             graph={"networks": [{"name": "acq", "mean_degree": 5}]}, policy={"start_score": 400})

@@ -76,13 +76,13 @@ class Composite(_Strict):
     @model_validator(mode="after")
     def _check(self) -> "Composite":
         if self.low >= self.high:
-            raise ValueError(f"composite: low {self.low} must be below high {self.high}")
+            raise ValueError(f"policy.composite: low {self.low} must be below high {self.high}")
         total = sum(s.weight for s in self.subscores)
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"composite.subscores: weights must add up to 1, they add up to {total:g}")
+            raise ValueError(f"policy.composite.subscores: weights must add up to 1, they add up to {total:g}")
         names = [s.name for s in self.subscores]
         if len(set(names)) != len(names):
-            raise ValueError("composite.subscores: a sub-score name appears twice")
+            raise ValueError("policy.composite.subscores: a sub-score name appears twice")
         return self
 
 
