@@ -160,3 +160,15 @@ def test_cli_default_run_shows_what_the_mechanisms_did(tmp_path):
     assert "money_collected" in res.output and "blocked_travel_ban" in res.output
     bad = CliRunner().invoke(cli.app, ["run", "no-such-preset", "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2 and not (tmp_path / "x").exists()
+
+
+def test_sesame_credit_events_happen_only_to_users_granted_credit(tmp_path):
+    r = small("sesame", tmp_path, population=20000, days=30)
+    led = r.ledger
+    first = led[(led.behaviour == "monthly_update") & (led.day == 0)].set_index("citizen").points
+    score0 = 600 + first.reindex(r.citizens.citizen, fill_value=0)  # the score from day 0's update to day 30's
+    credit = led[led.behaviour.isin(["repay_on_time", "late_repayment"]) & (led.day >= 1)]
+    assert len(credit) > 100
+    assert (score0.loc[credit.citizen] >= 600).all()  # the closed loop: below 600, no credit, no credit history
+    below = (score0 < 600).sum()
+    assert below > 1000 and not credit.citizen.isin(score0.index[score0 < 600]).any()

@@ -148,6 +148,9 @@ def check_scenario(sc: "Scenario") -> None:
     for i, b in enumerate(sc.behaviours):
         if b.requires_listed is not None:
             known(f"behaviours[{i}].requires_listed", b.requires_listed, lists, "blacklist")
+        if b.requires_privilege is not None:
+            known(f"behaviours[{i}].requires_privilege", b.requires_privilege, {p.name for p in pol.privileges},
+                  "privilege")
     subs = {s.name for s in pol.composite.subscores} if pol.composite else set()
     for i, r in enumerate(pol.rules):
         if r.subscore is not None:

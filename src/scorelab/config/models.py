@@ -52,6 +52,7 @@ class Behaviour(Strict):
     rate: PerGroup = Field(description="daily probability per citizen, per group")
     speech: bool = Field(False, description="political expression: counted as `criticism`, the chilling-effect metric")
     requires_listed: Name | None = Field(None, description="only citizens on this blacklist can do it (repay a debt)")
+    requires_privilege: Name | None = Field(None, description="only holders of this privilege can do it (default on credit)")
     description: str = ""
 
 

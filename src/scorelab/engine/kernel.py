@@ -202,8 +202,8 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
                 p_i = np.minimum(1.0, P.rate[b][grp] * m)
                 ok = u_acc * P.pmax[b][grp] < p_i
                 ids, grp, u_obs = ids[ok], grp[ok], u_obs[ok]
-            if mech is not None and mech.M.gate[b] >= 0:  # [mechanisms hook 1] state-gated behaviours
-                ids, grp, u_obs = mech.gate(b, ids, grp, u_obs, listed, t)
+            if mech is not None and mech.M.gated[b]:  # [mechanisms hook 1] state-gated behaviours
+                ids, grp, u_obs = mech.gate(b, ids, grp, u_obs, score, listed, t)
             true_ids.append(ids)
             metrics[f"true_{P.behaviours[b]}"][t] += np.bincount(grp, minlength=G)
             if P.speech[b]:

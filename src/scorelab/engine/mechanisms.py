@@ -78,6 +78,8 @@ class MechParams:
     has_cap: np.ndarray  # [B] bool
     money: np.ndarray  # [B] float64
     gate: np.ndarray  # [B] int64 blacklist index a behaviour requires, -1 none
+    gate_privilege: np.ndarray  # [B] int64 privilege index a behaviour requires, -1 none
+    gated: np.ndarray  # [B] bool: either gate
     removed_by: np.ndarray  # [L, B] bool
     extended_by: np.ndarray  # [L, B] bool
     extension_days: np.ndarray  # [L]
@@ -137,6 +139,9 @@ def compile_mechanisms(sc: Scenario, behaviours: tuple[str, ...], bl_names: tupl
             subscore_of[b] = sub_names.index(r.subscore)
     gate = np.array([bl_names.index(b.requires_listed) if b.requires_listed else NO_LIST for b in sc.behaviours],
                     dtype=np.int64)
+    priv_names = [p.name for p in pol.privileges]
+    gate_privilege = np.array([priv_names.index(b.requires_privilege) if b.requires_privilege else -1
+                               for b in sc.behaviours], dtype=np.int64)
     removed_by = np.zeros((L, B), dtype=bool)
     extended_by = np.zeros((L, B), dtype=bool)
     for k, bl in enumerate(pol.blacklists):
@@ -185,12 +190,12 @@ def compile_mechanisms(sc: Scenario, behaviours: tuple[str, ...], bl_names: tupl
     households = (graph.households.mean_size, graph.households.max_size) if graph and graph.households else None
     networks = tuple((n.name, n.mean_degree, n.same_group, n.local) for n in graph.networks) if graph else ()
     init = np.array([bl.initial_share for bl in pol.blacklists])
-    active = bool(has_cap.any() or money.any() or (gate >= 0).any() or removed_by.any() or extended_by.any()
+    active = bool(has_cap.any() or money.any() or (gate >= 0).any() or (gate_privilege >= 0).any() or removed_by.any() or extended_by.any()
                   or init.any() or blocks or reach.any() or len(pol.privileges) or (dp is not None and dp.active)
                   or comp is not None or peer is not None or households is not None or networks)
     return MechParams(
         active=active, extra_rules=tuple(extra), first_code=B + 1, cap=cap, has_cap=has_cap, money=money,
-        gate=gate, removed_by=removed_by, extended_by=extended_by,
+        gate=gate, gate_privilege=gate_privilege, gated=(gate >= 0) | (gate_privilege >= 0), removed_by=removed_by, extended_by=extended_by,
         extension_days=np.array([bl.extension_days for bl in pol.blacklists], dtype=np.int64),
         initial_share=init, blocks=blocks, reach_household=reach,
         privilege_names=tuple(p.name for p in pol.privileges), privilege_grades=pg,
@@ -348,11 +353,16 @@ class ShardMechanisms:
         return out
 
     # ------------------------------------------------------------------ hook 1: behave
-    def gate(self, b: int, ids, grp, u_obs, listed, t: int):
-        k = int(self.M.gate[b])
-        if k < 0 or len(ids) == 0:
+    def gate(self, b: int, ids, grp, u_obs, score, listed, t: int):
+        if len(ids) == 0:
             return ids, grp, u_obs
-        ok = self._listed_at_start(k, ids, listed, t)
+        ok = np.ones(len(ids), dtype=bool)
+        k = int(self.M.gate[b])
+        if k >= 0:
+            ok &= self._listed_at_start(k, ids, listed, t)
+        p = int(self.M.gate_privilege[b])
+        if p >= 0:  # only holders of the privilege at the start of the day (only borrowers can default)
+            ok &= self.M.privilege_grades[p][self.P.grade_of(score[ids])]
         return ids[ok], grp[ok], u_obs[ok]
 
     # ------------------------------------------------------------------ hook 2: before scores change
