@@ -104,6 +104,17 @@ class MechParams:
     def code(self, rule: str) -> int:
         return self.first_code + self.extra_rules.index(rule)
 
+    def extra_rows_per_citizen_day(self, penalty_rows: float) -> float:
+        """Ledger rows the mechanisms add per citizen and day (for memory estimates)."""
+        rows = 0.0
+        if self.composite is not None:
+            rows += 1.0 / self.composite.every
+        if self.peer is not None:
+            rows += 2.0 * self.peer.interactions
+        if self.expiry_days or self.appeal:
+            rows += penalty_rows
+        return rows
+
     def bytes_per_citizen(self) -> int:
         """Resident bytes per citizen of the mechanisms' state (graphs, sub-scores, peer sums)."""
         b = 0.0
