@@ -114,19 +114,22 @@ def test_surveillance_errs_more_for_the_groups_face_recognition_fails(tmp_path):
     cam = next(s for s in sc.sensors if s.name == "cctv_face")
     fa = cam.false_attribution.rate
     assert 2 <= fa["city_minority"] / fa["city_majority"] <= 100  # NIST IR 8280's range of differentials
-    r = small("surveillance", tmp_path, population=100000, days=60, seed=5)
+    r = small("surveillance", tmp_path, population=100000, days=150, seed=5)
     m = r.metrics.groupby("group", observed=True).sum(numeric_only=True)
     size = r.manifest["group_sizes"]
     per = {g: m.loc[g, "false_public_order_offence"] / size[g] for g in size}
     ratio = per["city_minority"] / per["city_majority"]
-    # seed 5; ~480 false matches among the minority and ~310 among the majority: ratio 10 within 35%
-    assert 6.5 < ratio < 13.5
+    # seed 5; ~120 false matches expected among city minority, ~78 among city majority: the ratio's sd is
+    # about 1.45, so 10 +- 4 is about 2.7 sd
+    assert 6 < ratio < 14
     # coverage: the same offence is seen far more often in the city
     seen = m.observed_public_order_offence / m.true_public_order_offence
     assert seen["city_majority"] > 2.5 * seen["country_majority"]
-    # the partner lender refuses loans to everyone graded B or below
+    # the partner lender refuses loans to everyone graded B or below, and that falls on the minority
+    blocked = m.blocked_partner_loan_denied_loan_application
+    assert blocked["all"] > 0
+    assert blocked["city_minority"] / size["city_minority"] > blocked["city_majority"] / size["city_majority"]
     a = r.metrics[r.metrics.group == "all"]
-    assert a.blocked_partner_loan_denied_loan_application.sum() > 0
     assert a.criticism.sum() > 0 and "political_opinion" in {s.value for rule in sc.policy.rules for s in rule.sensitive}
 
 
