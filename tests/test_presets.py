@@ -175,3 +175,19 @@ def test_sesame_credit_events_happen_only_to_users_granted_credit(tmp_path):
     assert (score0.loc[credit.citizen] >= 600).all()  # the closed loop: below 600, no credit, no credit history
     below = (score0 < 600).sum()
     assert below > 1000 and not credit.citizen.isin(score0.index[score0 < 600]).any()
+
+
+@pytest.mark.slow
+def test_the_default_run_at_real_size(tmp_path):
+    """The newcomer's first run: rongcheng, 670,000 citizens, a year (a few seconds on one core)."""
+    r = scorelab.simulate(cli.DEFAULT_SCENARIO, out=tmp_path / "default", workers=1)
+    assert r.manifest["population"] == 670_000 and r.manifest["days"] == 365
+    a = r.metrics[r.metrics.group == "all"]
+    last = a.iloc[-1]
+    grades = {g: int(last[f"grade_{g}"]) for g in ("AAA", "AA", "A", "B", "C", "D")}
+    assert sum(grades.values()) == 670_000
+    assert grades["A"] > 0.8 * 670_000 and grades["AAA"] > 0 and grades["C"] > 0
+    assert last.listed_court_defaulters > 0.003 * 670_000
+    assert a.blocked_travel_ban_flight_purchase_attempt.sum() > 0
+    assert a.capped.sum() > 1000 and a.money_collected.sum() > 0
+    assert ledger_holds(r)
