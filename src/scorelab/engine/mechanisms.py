@@ -631,10 +631,17 @@ class ShardMechanisms:
             recv.append(rater[low])
             stars.append(np.full(int(low.sum()), pr.assoc_star))
             w.append(np.full(int(low.sum()), pr.assoc_weight))
-        recv = np.concatenate(recv)
-        uid, inv = np.unique(recv, return_inverse=True)
-        add_w = np.bincount(inv, weights=np.concatenate(w))
-        add_ws = np.bincount(inv, weights=np.concatenate(w) * np.concatenate(stars))
+        recv, w = np.concatenate(recv), np.concatenate(w)
+        ws = w * np.concatenate(stars)
+        if 8 * len(recv) > self.n:  # dense day: one pass over the shard beats hashing
+            hits = np.bincount(recv, minlength=self.n)
+            uid = np.flatnonzero(hits)
+            add_w = np.bincount(recv, weights=w, minlength=self.n)[uid]
+            add_ws = np.bincount(recv, weights=ws, minlength=self.n)[uid]
+        else:
+            uid, inv = np.unique(recv, return_inverse=True)
+            add_w = np.bincount(inv, weights=w, minlength=len(uid))
+            add_ws = np.bincount(inv, weights=ws, minlength=len(uid))
         fade = np.exp(-(t - self.last[uid].astype(np.float64)) / pr.memory_days)
         num = self.num[uid] * fade + add_ws
         den = self.den[uid] * fade + add_w
