@@ -467,3 +467,17 @@ def test_bad_composite_and_peer_blocks_are_config_errors():
     with pytest.raises(ConfigError, match="behaviour_mean"):
         make(behaviours=[{"name": "x", "rate": 0.1}], peer={**peer, "behaviour_mean": {"urban": 9, "rural": 3}},
              graph={"networks": [{"name": "acq", "mean_degree": 5}]}, policy={"start_score": 400})
+
+
+def test_union_of_friends_and_coworkers_keeps_every_contact():
+    from scorelab.engine.graph import union_networks
+
+    rng = np.random.default_rng(9)
+    sizes, starts = np.array([700, 300]), np.array([0, 700])
+    a = build_network(rng, starts, sizes, 4.0, 0.8, 0.5)
+    b = build_network(rng, starts, sizes, 6.0, 0.5, 0.9)
+    u = union_networks([a, b])
+    assert (u.degree == a.degree + b.degree).all()
+    for i in (0, 17, 999):
+        got = u.indices[u.indptr[i]:u.indptr[i + 1]].tolist()
+        assert got == a.indices[a.indptr[i]:a.indptr[i + 1]].tolist() + b.indices[b.indptr[i]:b.indptr[i + 1]].tolist()

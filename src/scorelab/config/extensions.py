@@ -119,7 +119,7 @@ class Association(_Strict):
 class PeerRating(_Strict):
     """Nosedive: citizens rate each other after interactions; score = 100 x rater-weighted mean of stars."""
 
-    network: Name
+    network: Name | list[Name] = Field(description="network(s) whose contacts one meets (their union)")
     interactions: Probability = Field(description="daily probability that a citizen starts an interaction")
     start_rating: float = Field(4.0, ge=1.0, le=5.0)
     prior_weight: float = Field(20.0, gt=0.0, le=1e6, description="weight of the start rating in the mean")
@@ -188,7 +188,8 @@ def check_scenario(sc: "Scenario") -> None:
             raise ValueError("graph.networks: a network name appears twice")
     if sc.peer:
         pr = sc.peer
-        known("peer.network", pr.network, networks, "network")
+        for name in [pr.network] if isinstance(pr.network, str) else pr.network:
+            known("peer.network", name, networks, "network")
         _levels("peer.behaviour_mean", pr.behaviour_mean, sc, 1.0, 5.0)
         if pr.incident:
             known("peer.incident.behaviour", pr.incident.behaviour, behaviours, "behaviour")

@@ -112,3 +112,15 @@ def build_network(rng: np.random.Generator, starts: np.ndarray, sizes: np.ndarra
         target[selfloop] = (owner[selfloop] + 1) % n
         indices[e0:e1] = target
     return Network(indptr, indices)
+
+
+def union_networks(nets: list[Network]) -> Network:
+    """One network whose contacts of citizen i are i's contacts in every network, in network order."""
+    if len(nets) == 1:
+        return nets[0]
+    n = len(nets[0].indptr) - 1
+    deg = sum(net.degree for net in nets)
+    owner = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), net.degree) for net in nets])
+    order = np.argsort(owner, kind="stable")
+    indices = np.concatenate([net.indices for net in nets])[order]
+    return Network(np.concatenate([[0], np.cumsum(deg)]).astype(np.int64), indices)

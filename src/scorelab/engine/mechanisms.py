@@ -29,7 +29,7 @@ import numpy as np
 
 from ..config.extensions import per_group_level
 from ..config.models import Scenario
-from .graph import Households, Network, build_households, build_network
+from .graph import Households, Network, build_households, build_network, union_networks
 from .sampling import bernoulli_positions
 
 MECH_KEY = 0x5EED
@@ -38,7 +38,7 @@ NO_LIST = -1
 
 @dataclass(frozen=True)
 class PeerParams:
-    network: str
+    network: tuple[str, ...]
     interactions: float
     start_rating: float
     prior_weight: float
@@ -186,7 +186,7 @@ def compile_mechanisms(sc: Scenario, behaviours: tuple[str, ...], bl_names: tupl
     if sc.peer:
         pr = sc.peer
         peer = PeerParams(
-            pr.network, pr.interactions, pr.start_rating, pr.prior_weight, pr.memory_days,
+            (pr.network,) if isinstance(pr.network, str) else tuple(pr.network), pr.interactions, pr.start_rating, pr.prior_weight, pr.memory_days,
             np.array(per_group_level(sc, pr.behaviour_mean)), pr.behaviour_spread, pr.noise, pr.status,
             pr.politeness,
             bidx[pr.incident.behaviour] if pr.incident else -1,
@@ -313,7 +313,7 @@ class ShardMechanisms:
             self.den = np.zeros(self.n, dtype=np.float32)  # decayed sum of weights
             self.last = np.zeros(self.n, dtype=np.int16)
             self.incident_until = np.zeros(self.n, dtype=np.int16)
-            self.net = self.networks[pr.network]
+            self.net = union_networks([self.networks[name] for name in pr.network])
             metric("interactions")
             for name in ("fakeness", "stars_given", "stars_honest"):
                 mean_metric(name)
