@@ -191,3 +191,15 @@ def test_the_default_run_at_real_size(tmp_path):
     assert a.blocked_travel_ban_flight_purchase_attempt.sum() > 0
     assert a.capped.sum() > 1000 and a.money_collected.sum() > 0
     assert ledger_holds(r)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_scored_speech_and_face_matching_are_tagged_in_every_preset(name):
+    sc = scorelab.load(name)
+    speech = {b.name for b in sc.behaviours if b.speech}
+    for rule in sc.policy.rules:
+        tags = {s.value for s in rule.sensitive}
+        if rule.behaviour in speech and rule.points:
+            assert "political_opinion" in tags, (name, rule.behaviour)
+        if any(k in rule.sensor for k in ("camera", "face", "cctv")):
+            assert "biometrics" in tags, (name, rule.behaviour)
