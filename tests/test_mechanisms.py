@@ -11,7 +11,7 @@ from scorelab.engine.kernel import ShardSpec
 from scorelab.engine.mechanisms import ShardMechanisms
 from scorelab.engine.params import compile_params
 
-from conftest import make
+from scenario_builders import make
 
 
 def run(sc, tmp_path, name="r", **kw):

@@ -1,6 +1,6 @@
-import copy
+"""Small scenarios for mechanism tests: a two-group society with one court sensor and grades A-D."""
 
-import pytest
+import copy
 
 from scorelab.config.loader import scenario_from_dict
 
@@ -31,8 +31,3 @@ def make(**parts):
             data[k] = v
     data["policy"].update(policy)
     return scenario_from_dict(data, "test")
-
-
-@pytest.fixture
-def scenario():
-    return make
