@@ -152,7 +152,7 @@ def test_gaming_triples_donations_below_1000(rr1_dict, tmp_path):
     out = {}
     for start in (999, 1000):
         sc = variant(rr1_dict, population=100_000, days=20, policy__start_score=start, policy__rules__2__points=0,
-                     policy__restrictions=[], policy__blacklists=[],
+                     policy__restrictions=[], policy__blacklists=[], policy__governance={},
                      response={"deterrence": {"factor": 1.0}, "gaming": [{"behaviour": "donation", "below_score": 1000, "factor": 3.0}]})
         run = scorelab.simulate(sc, seed=21, out=tmp_path / f"s{start}")
         out[start] = run

@@ -56,7 +56,7 @@ def os_total_memory() -> int:  # pragma: no cover - fallback
 def state_bytes_per_citizen(params: Params) -> int:
     """Resident bytes per simulated citizen: score, listings, deterrence counters, misconduct counter."""
     return (params.score_dtype.itemsize + params.day_dtype.itemsize * len(params.bl_names)
-            + params.deter_table.shape[0] + 1)
+            + params.deter_table.shape[0] + 1 + (params.mech.bytes_per_citizen() if params.mech else 0))
 
 
 def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
@@ -66,7 +66,8 @@ def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
     in_flight = min(workers, math.ceil(N / SHARD_SIZE))
     per_shard = shard * (state_bytes_per_citizen(params) + 8) + 1_500_000 * 40 * max(1, params.n_behaviours)
     kept = 0 if detail.mode == "none" else math.ceil(N / detail.stride)
-    rows = kept * params.days * params.expected_events_per_citizen_day()
+    per_day = params.expected_events_per_citizen_day()
+    rows = kept * params.days * (per_day + (params.mech.extra_rows_per_citizen_day(per_day) if params.mech else 0.0))
     ledger = rows * 23 * 3  # in-memory arrays, Arrow table, Parquet encoding buffers
     citizens = kept * (48 + 4 * params.n_behaviours) * 3
     return int(in_flight * per_shard + ledger + citizens + 200e6)

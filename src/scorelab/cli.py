@@ -23,7 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console()
 err = Console(stderr=True)
 
-DEFAULT_SCENARIO = "rr1"
+DEFAULT_SCENARIO = "rongcheng"
 
 
 def fail(message: str) -> None:
@@ -71,6 +71,16 @@ def print_summary(run) -> None:
         table.add_row(str(group), f"{row.mean_score:.2f}", f"{row.restricted_share:.2%}", f"{int(row.penalties):,}",
                       f"{int(row.wrongful_penalties):,}", f"{int(row.criticism):,}")
     console.print(table)
+    from .mechsummary import mechanism_rows
+
+    rows = mechanism_rows(run)
+    if rows:  # what the preset's mechanisms did (blocked purchases, money collected, fakeness, ...)
+        mech = Table(title="mechanisms (all groups)")
+        mech.add_column("metric")
+        mech.add_column("value", justify="right")
+        for label, value in rows:
+            mech.add_row(label, value)
+        console.print(mech)
     m = run.manifest
     console.print(f"{m['population'] * m['days']:,} agent-days in {m['wall_seconds']:.2f} s "
                   f"({m['agent_days_per_second'] / 1e6:,.1f} million agent-days/s); detail kept for {m['detail']['kept'] or 'no citizens'}")
@@ -89,7 +99,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     no_report: bool = typer.Option(False, "--no-report", help="do not write report.html at the end"),
 ) -> None:
-    """Simulate a scenario and write its run directory (default: RR-1 at 670,000 citizens for a year)."""
+    """Simulate a scenario and write its run directory (default: the Rongcheng pilot, 670,000 citizens for a year; RR-1 by name)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .api import load, simulate

@@ -51,6 +51,11 @@ def metrics_table(params: Params, sizes: np.ndarray, m: dict[str, np.ndarray]) -
             cols[key + "_share"] = with_all(m[key]) / safe
         elif key.startswith(("grade_", "listed_", "true_", "observed_", "false_")):
             cols[key] = with_all(m[key])
+        elif key.startswith("x:"):  # mechanism counts and sums (engine/mechanisms.py)
+            cols[key[2:]] = with_all(m[key])
+        elif key.startswith("xmean:") and key.endswith(":num"):  # mechanism means: sum / count
+            num, den = with_all(m[key]), with_all(m[key[:-4] + ":den"])
+            cols[key[6:-4]] = np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
     day = np.repeat(np.arange(T, dtype=np.int32), G + 1)
     group = np.tile(np.arange(G + 1), T)
     arrays = {"day": pa.array(day), "group": _dict_col(group, labels),
@@ -82,7 +87,7 @@ def ledger_table(params: Params, results: list[ShardResult]) -> pa.Table:
     parts = [r.ledger for r in results if r.ledger]
     cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0) for k in
            ("day", "citizen", "behaviour", "points", "sensor", "false")}
-    beh_names = list(params.behaviours) + [CLIP_RULE]
+    beh_names = list(params.behaviours) + [CLIP_RULE] + (list(params.mech.extra_rules) if params.mech else [])
     sen_names = list(params.sensors) + [NO_SENSOR]
     return pa.table({
         "day": pa.array(cat["day"].astype(np.int32)),
@@ -125,6 +130,8 @@ def citizens_table(params: Params, results: list[ShardResult], ledger: pa.Table)
     for k in keys:
         if k.startswith("propensity_"):
             cols[k] = pa.array(c[k])
+        elif k.startswith("x_"):  # mechanism state (household, sub-scores, rating, ...)
+            cols[k[2:]] = pa.array(c[k])
     return pa.table(cols)
 
 

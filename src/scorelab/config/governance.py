@@ -62,9 +62,14 @@ class Governance(_Strict):
     prices: dict[Name, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="money a citizen pays for one event of a behaviour (a donation): bought points")
 
-    def check_names(self, behaviours: set[str], restrictions: set[str]) -> None:
-        """Raise ValueError naming the field if a name refers to nothing in the policy."""
-        known = behaviours | restrictions
+    def check_names(self, behaviours: set[str] | None, restrictions: set[str] | None = None) -> None:
+        """Raise ValueError naming the field if a name refers to nothing in the policy.
+
+        With ``behaviours=None`` only the declarations that stand alone (recipients) are checked."""
+        self._check_recipients()
+        if behaviours is None:
+            return
+        known = behaviours | (restrictions or set())
         for key in self.contexts:
             if key not in known:
                 raise ValueError(f"governance.contexts: unknown behaviour or restriction {key!r}; "
@@ -72,6 +77,8 @@ class Governance(_Strict):
         for key in self.prices:
             if key not in behaviours:
                 raise ValueError(f"governance.prices: unknown behaviour {key!r}; allowed: {', '.join(sorted(behaviours))}")
+
+    def _check_recipients(self) -> None:
         seen: set[str] = set()
         for i, r in enumerate(self.recipients):
             if r.name in seen:

@@ -109,13 +109,23 @@ def _explain(source: str, err: ValidationError, prefix: str = "") -> ConfigError
     return ConfigError(source, field or None, msg)
 
 
+def _explain_value(source: str, e: ValueError) -> ConfigError:
+    head, _, rest = str(e).partition(": ")
+    return ConfigError(source, head if rest else None, rest or str(e))
+
+
 def load_policy(path: Path) -> Policy:
     data = _read_toml(path)
     data = data.get("policy", data)
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as e:
         raise _explain(str(path), e) from None
+    try:
+        policy.check_governance()
+    except ValueError as e:
+        raise _explain_value(str(path), e) from None
+    return policy
 
 
 def load_scenario(name_or_path: str | Path, **overrides: Any) -> Scenario:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from enum import Enum
-from typing import Annotated, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .governance import Governance
+from .extensions import Composite, DueProcess, Graph, PeerRating, Privilege, check_scenario
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
@@ -51,6 +52,8 @@ class Behaviour(Strict):
     name: Name
     rate: PerGroup = Field(description="daily probability per citizen, per group")
     speech: bool = Field(False, description="political expression: counted as `criticism`, the chilling-effect metric")
+    requires_listed: Name | None = Field(None, description="only citizens on this blacklist can do it (repay a debt)")
+    requires_privilege: Name | None = Field(None, description="only holders of this privilege can do it (default on credit)")
     description: str = ""
 
 
@@ -72,6 +75,9 @@ class Rule(Strict):
     behaviour: Name
     sensor: Name
     points: int
+    cap_score: int | None = Field(None, description="then the score becomes min(score, cap_score)")
+    money: float = Field(0.0, ge=0.0, description="money collected per observed event (metric money_collected)")
+    subscore: Name | None = Field(None, description="with [policy.composite]: points go to this sub-score")
     sensitive: list[Sensitive] = Field(default_factory=list)
     description: str = ""
 
@@ -92,6 +98,10 @@ class Blacklist(Strict):
     name: Name
     trigger: Name = Field(description="behaviour whose observation lists the citizen")
     duration_days: int = Field(gt=0, le=20000)
+    removed_by: list[Name] = Field(default_factory=list, description="behaviours that end the listing that day")
+    extended_by: list[Name] = Field(default_factory=list, description="behaviours that extend a running listing")
+    extension_days: int = Field(0, ge=0, le=20000)
+    initial_share: Probability = Field(0.0, description="share listed on day 0, remaining time uniform")
     description: str = ""
 
 
@@ -100,6 +110,8 @@ class Restriction(Strict):
     description: str = ""
     grades: list[Name] = Field(default_factory=list)
     blacklists: list[Name] = Field(default_factory=list)
+    blocks: list[Name] = Field(default_factory=list, description="attempted behaviours refused (counted as blocked)")
+    reach: Literal["self", "household"] = Field("self", description="household: a listing restricts the household")
 
     @model_validator(mode="after")
     def _something(self) -> "Restriction":
@@ -119,10 +131,12 @@ class Policy(Strict):
     blacklists: list[Blacklist] = Field(default_factory=list)
     restrictions: list[Restriction] = Field(default_factory=list)
     governance: Governance = Field(default_factory=Governance, description="data-protection declarations (audit only)")
+    privileges: list[Privilege] = Field(default_factory=list)
+    due_process: DueProcess | None = None
+    composite: Composite | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "Policy":
-        self.governance.check_names({r.behaviour for r in self.rules}, {r.name for r in self.restrictions})
         if self.score_min is not None and self.score_max is not None and self.score_min >= self.score_max:
             raise ValueError(f"score_min {self.score_min} must be below score_max {self.score_max}")
         _unique("rules", [(r.behaviour) for r in self.rules], what="behaviour (one rule per behaviour)")
@@ -130,6 +144,7 @@ class Policy(Strict):
         _unique("blacklists", [b.name for b in self.blacklists])
         _unique("restrictions", [r.name for r in self.restrictions])
         _check_bands(self.grades)
+        self.governance.check_names(None)
         names = {g.name for g in self.grades}
         lists = {b.name for b in self.blacklists}
         for i, r in enumerate(self.restrictions):
@@ -142,6 +157,16 @@ class Policy(Strict):
                         f"restrictions[{i}].blacklists: unknown blacklist {b!r}; blacklists are {sorted(lists)}"
                     )
         return self
+
+    def check_governance(self) -> None:
+        """Names in the governance declarations must refer to this policy's rules and restrictions.
+
+        Called after the rules themselves were checked against the scenario, so that a misspelt rule is
+        reported at the rule, not at a declaration that names it correctly."""
+        try:
+            self.governance.check_names({r.behaviour for r in self.rules}, {r.name for r in self.restrictions})
+        except ValueError as e:
+            raise ValueError(f"policy.{e}") from None
 
 
 def _unique(field: str, names: list[str], what: str = "name") -> None:
@@ -229,6 +254,8 @@ class Scenario(Strict):
     sensors: list[Sensor] = Field(default_factory=list)
     policy: Policy
     response: Response = Response()
+    graph: Graph | None = None
+    peer: PeerRating | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "Scenario":
@@ -258,6 +285,7 @@ class Scenario(Strict):
         for i, r in enumerate(self.policy.rules):
             _known(f"policy.rules[{i}].behaviour", r.behaviour, behaviours, "behaviour")
             _known(f"policy.rules[{i}].sensor", r.sensor, sensors, "sensor")
+        self.policy.check_governance()
         for i, bl in enumerate(self.policy.blacklists):
             _known(f"policy.blacklists[{i}].trigger", bl.trigger, behaviours, "behaviour")
         det = self.response.deterrence.behaviours or []
@@ -267,6 +295,7 @@ class Scenario(Strict):
             _known(f"response.gaming[{j}].behaviour", gm.behaviour, behaviours, "behaviour")
         for j, sc in enumerate(self.response.score_curves):
             _known(f"response.score_curves[{j}].behaviour", sc.behaviour, behaviours, "behaviour")
+        check_scenario(self)
         return self
 
     def per_group(self, value: PerGroup) -> list[float]:

@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from .mechanisms import ShardMechanisms
 from .params import MAX_COUNT, Params
 from .sampling import bernoulli_positions
 
@@ -178,6 +179,9 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
     def group_of(ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(bounds, ids, side="right")
 
+    # [mechanisms hook 0] preset mechanisms (engine/mechanisms.py); None for plain point systems like RR-1
+    mech = ShardMechanisms(P, spec, sizes, starts, bounds, metrics, led, keep) if P.mech is not None and P.mech.active else None
+
     for t in range(T):
         # ---- behave: thin candidates by each one's propensity (state at the start of the day) ----
         true_ids: list[np.ndarray] = []
@@ -198,6 +202,8 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
                 p_i = np.minimum(1.0, P.rate[b][grp] * m)
                 ok = u_acc * P.pmax[b][grp] < p_i
                 ids, grp, u_obs = ids[ok], grp[ok], u_obs[ok]
+            if mech is not None and mech.M.gated[b]:  # [mechanisms hook 1] state-gated behaviours
+                ids, grp, u_obs = mech.gate(b, ids, grp, u_obs, score, listed, t)
             true_ids.append(ids)
             metrics[f"true_{P.behaviours[b]}"][t] += np.bincount(grp, minlength=G)
             if P.speech[b]:
@@ -220,8 +226,10 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
             metrics[f"false_{P.behaviours[f.behaviour]}"][t] += np.bincount(grp, minlength=G)
             obs.append((f.behaviour, ids, True))
 
+        # [mechanisms hook 2] blocked attempts, due process, sub-score events, peer ratings
+        extra = mech.pre_score(t, obs, true_ids, score, listed) if mech is not None else []
         expiring = calendar.pop(t, [])
-        parts = [o[1] for o in obs] + expiring
+        parts = [o[1] for o in obs] + expiring + extra
         touched = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
         old_score = score[touched]
         old_listed = [bl[touched] for bl in listed]
@@ -244,7 +252,7 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
             # ---- sanction: blacklists ----
             for k in np.flatnonzero(P.bl_trigger == b):
                 until = t + int(P.bl_duration[k])
-                listed[k][ids] = until
+                listed[k][ids] = np.maximum(listed[k][ids], until)  # never shortens an extended listing
                 calendar.setdefault(until, []).append(ids)
             # ---- respond: deterrence (takes effect from the next day) ----
             slot = P.deter_slot[b]
@@ -259,6 +267,8 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
                 led["sensor"].append(np.full(len(sel), P.sensor_of[b], dtype=np.int16))
                 led["false"].append(np.full(len(sel), false, dtype=bool))
 
+        if mech is not None:  # [mechanisms hook 3] caps, list removal/extension, reversals, composite, peer
+            mech.apply(t, score, listed, calendar)
         new_score = score[touched]
         if has_clip and len(touched):
             clipped = np.clip(new_score, P.score_min, P.score_max).astype(P.score_dtype)
@@ -302,6 +312,8 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
                 d = (t < new_listed[k]).astype(np.int64) - (t - 1 < old_listed[k])
                 listed_n[k] += np.bincount(tg, weights=d, minlength=G).astype(np.int64)
 
+        if mech is not None:  # [mechanisms hook 4] household reach, privileges, sub-score means
+            mech.end_day(t, touched, old_listed, new_listed, grade_n)
         metrics["score_sum"][t] = score_sum
         metrics["restricted"][t] = restricted_any
         if R > 1:
@@ -348,5 +360,7 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
             slot = P.deter_slot[b]
             if slot >= 0:
                 cit[f"propensity_{name}"] = P.deter_table[slot][deter[slot, ids]].astype(np.float32)
+        if mech is not None:  # [mechanisms hook 5] per-citizen outputs of the mechanisms
+            cit.update(mech.citizens(ids, score))
         result.citizens = cit
     return result

@@ -6,11 +6,12 @@ no rule is evaluated as Python per citizen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..config.models import Scenario
+from .mechanisms import MechParams, compile_mechanisms
 
 CLIP_RULE = "score_range"  # ledger name of the adjustment that keeps a score inside [score_min, score_max]
 NO_SENSOR = "none"
@@ -62,6 +63,7 @@ class Params:
     restriction_names: tuple[str, ...]
     restriction_grades: np.ndarray  # [R, K] bool
     restriction_lists: np.ndarray  # [R, L] bool
+    mech: MechParams | None = None  # preset mechanisms (engine/mechanisms.py)
 
     @property
     def n_groups(self) -> int:
@@ -180,7 +182,7 @@ def compile_params(sc: Scenario) -> Params:
     score_dtype = np.dtype(np.int16) if -32000 < lo and hi < 32000 else np.dtype(np.int32)
     day_dtype = np.dtype(np.int16) if T + int(bl_duration.max(initial=0)) < 32000 else np.dtype(np.int32)
 
-    return Params(
+    params = Params(
         population=sc.scenario.population,
         days=T,
         groups=groups,
@@ -216,3 +218,5 @@ def compile_params(sc: Scenario) -> Params:
         restriction_grades=rg,
         restriction_lists=rl,
     )
+    return replace(params, mech=compile_mechanisms(sc, behaviours, params.bl_names, params.restriction_names,
+                                                   grade_names))

@@ -1,0 +1,126 @@
+"""Social graphs of one shard, built with array operations (no Python loop per citizen or edge).
+
+Citizens of a shard are laid out in group blocks. Households are contiguous runs of ids inside a group
+block, so a household never crosses a group or a shard, and its members are a range: the CSR form is just
+`household` (id per citizen) and `start` (first member of each household, plus the end). Contact networks
+are CSR arrays (`indptr`, `indices`) of directed edges inside the shard: contacts never cross a shard,
+which keeps results identical for any number of worker processes (the shard cut depends on N alone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Households:
+    household: np.ndarray  # [n] int32: household id of each citizen
+    start: np.ndarray  # [H+1] int64: first member of each household; start[H] = n
+    group: np.ndarray  # [H] int16: the group of each household (all members share it)
+
+    @property
+    def count(self) -> int:
+        return len(self.group)
+
+    @property
+    def size(self) -> np.ndarray:
+        return np.diff(self.start)
+
+
+def build_households(rng: np.random.Generator, starts: np.ndarray, sizes: np.ndarray, mean_size: float,
+                     max_size: int) -> Households:
+    """Household sizes 1 + Poisson(mean_size - 1), capped at max_size, tiling each group block."""
+    firsts, groups = [], []
+    for g, (s0, size) in enumerate(zip(starts.tolist(), sizes.tolist())):
+        if size == 0:
+            continue
+        k = int(size / mean_size * 1.2) + 64
+        hs = np.empty(0, dtype=np.int64)
+        while hs.sum() < size:  # almost always one pass
+            more = np.minimum(1 + rng.poisson(max(mean_size - 1.0, 0.0), k), max_size)
+            hs = np.concatenate([hs, more])
+        ends = np.cumsum(hs)
+        m = int(np.searchsorted(ends, size)) + 1  # households needed to cover the block
+        first = np.concatenate([[0], ends[: m - 1]]) + s0
+        firsts.append(first)
+        groups.append(np.full(m, g, dtype=np.int16))
+    n = int(sizes.sum())
+    first = np.concatenate(firsts) if firsts else np.empty(0, dtype=np.int64)
+    start = np.append(first, n).astype(np.int64)
+    household = np.repeat(np.arange(len(first), dtype=np.int32), np.diff(start))
+    return Households(household, start, np.concatenate(groups) if groups else np.empty(0, dtype=np.int16))
+
+
+@dataclass
+class Network:
+    indptr: np.ndarray  # [n+1] int64
+    indices: np.ndarray  # [E] int32: contacts of citizen i are indices[indptr[i]:indptr[i+1]]
+
+    @property
+    def degree(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def mean_over_contacts(self, values: np.ndarray, empty: np.ndarray | float) -> np.ndarray:
+        """Mean of `values` over each citizen's contacts (`empty` where a citizen has none)."""
+        deg = self.degree
+        if len(deg) == 0:
+            return np.empty(0)
+        v = np.append(values[self.indices].astype(np.float64), 0.0)  # padded: reduceat needs a valid index
+        total = np.add.reduceat(v, self.indptr[:-1])
+        return np.where(deg > 0, total / np.maximum(deg, 1), empty)
+
+
+def build_network(rng: np.random.Generator, starts: np.ndarray, sizes: np.ndarray, mean_degree: float,
+                  same_group: float, local: float, window: int = 50, chunk: int = 1 << 20) -> Network:
+    """Directed contacts: Poisson(mean_degree) per citizen; each contact is drawn from the citizen's own
+    group with probability `same_group` (else from the whole shard), and among those, from ids within
+    `window` of the citizen with probability `local` (clustered circles: friends of friends overlap).
+
+    Edges are drawn for `chunk` citizens at a time (array code within a chunk), so a 4-million-citizen
+    shard with a dozen contacts each never holds more than a chunk's temporaries."""
+    n = int(sizes.sum())
+    if n <= 1:
+        return Network(np.zeros(n + 1, dtype=np.int64), np.empty(0, dtype=np.int32))
+    deg = rng.poisson(mean_degree, n)
+    indptr = np.concatenate([[0], np.cumsum(deg)]).astype(np.int64)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    bounds = np.cumsum(sizes)
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        e0, e1 = int(indptr[c0]), int(indptr[c1])
+        E = e1 - e0
+        if E == 0:
+            continue
+        owner = np.repeat(np.arange(c0, c1, dtype=np.int64), deg[c0:c1])
+        g = np.searchsorted(bounds, owner, side="right")
+        g_start, g_size = starts[g], sizes[g]
+        u = rng.random((3, E), dtype=np.float32)
+        own = u[0] < same_group
+        near = own & (u[1] < local)
+        # nearby: a uniform offset in [-window, window] without 0, wrapped inside the group block
+        off = rng.integers(1, window + 1, E) * np.where(u[2] < 0.5, -1, 1)
+        target = np.empty(E, dtype=np.int64)
+        target[near] = g_start[near] + (owner[near] - g_start[near] + off[near]) % g_size[near]
+        far_own = own & ~near
+        target[far_own] = g_start[far_own] + (u[2][far_own] * g_size[far_own]).astype(np.int64)
+        other = ~own
+        target[other] = (u[1][other] * n).astype(np.int64)
+        target = np.minimum(target, n - 1)
+        selfloop = target == owner
+        target[selfloop] = (owner[selfloop] + 1) % n
+        indices[e0:e1] = target
+    return Network(indptr, indices)
+
+
+def union_networks(nets: list[Network]) -> Network:
+    """One network whose contacts of citizen i are i's contacts in every network, in network order."""
+    if len(nets) == 1:
+        return nets[0]
+    n = len(nets[0].indptr) - 1
+    deg = sum(net.degree for net in nets)
+    owner = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), net.degree) for net in nets])
+    order = np.argsort(owner, kind="stable")
+    indices = np.concatenate([net.indices for net in nets])[order]
+    return Network(np.concatenate([[0], np.cumsum(deg)]).astype(np.int64), indices)
