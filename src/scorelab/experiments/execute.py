@@ -27,6 +27,7 @@ import numpy as np
 from ..config.loader import ConfigError
 
 FAILURES = "failures.json"
+CONNECT_TIMEOUT = "15s"  # how long to try reaching a Dask scheduler
 
 
 def replicate_seed(root: int, replicate: int) -> int:
@@ -216,7 +217,7 @@ def _run_dask(root: str, todo: list[RunTask], address: str, finished: Callable[[
     except ImportError:
         raise ConfigError("--scheduler", None, "Dask is not installed; pip install 'scorelab[sweep]'") from None
     try:
-        client = Client(address, timeout="15s")
+        client = Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as e:
         raise ConfigError("--scheduler", None, f"cannot reach the Dask scheduler at {address}: {e}") from None
     try:
