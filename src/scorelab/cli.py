@@ -220,10 +220,12 @@ def compare(
             metric, _, group = key.rpartition(".")
             if not show_all and metric not in HEADLINE:
                 continue
-            ci = f"[{p.ci_low:.3g}, {p.ci_high:.3g}]" if p.has_ci else "needs ≥ 2 replicates"
+            ci = f"[{p.ci_low:.3g}, {p.ci_high:.3g}]" if p.has_ci else "–"
             mark = " *" if p.excludes_zero else ""
             table.add_row(metric, group, f"{p.baseline_mean:.4g}", f"{p.arm_mean:.4g}", f"{p.diff_mean:+.3g}{mark}", ci, str(p.n))
         console.print(table)
+    if replicates < 2:
+        console.print("One replicate: no confidence intervals; a CI needs ≥ 2 replicates (--replicates 2 or more).")
     console.print("* the interval excludes 0. Every metric: comparison.json, summaries.parquet, report.html (--all prints them)")
     _print_failures(c.report, target)
     console.print(f"comparison directory: [bold]{target}[/]  report: [bold]{target / 'report.html'}[/]")
