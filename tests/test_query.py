@@ -91,3 +91,12 @@ def test_comparison_directories_are_queryable(tmp_path):
     assert df.to_dict("records") == [{"policy": "rr1", "n": 18}, {"policy": "rr1-2", "n": 18}]
     s = query(c.root, "SELECT DISTINCT metric FROM summaries WHERE metric = 'final_mean_score'")
     assert len(s) == 1
+
+
+def test_sweep_summaries_view(swept):
+    df = query(swept, "SELECT rural_fm, replicate, value FROM summaries "
+                      "WHERE metric = 'wrongful_penalties' AND \"group\" = 'rural' ORDER BY ALL")
+    direct = query(swept, "SELECT rural_fm, replicate, sum(wrongful_penalties) AS value FROM metrics "
+                          "WHERE \"group\" = 'rural' GROUP BY ALL ORDER BY ALL")
+    assert len(df) == 4
+    assert df["value"].tolist() == direct["value"].astype(float).tolist()

@@ -250,21 +250,21 @@ def sweep(
     _positive("--workers", workers)
     if (sweep_file is None) == (resume is None):
         fail("give a sweep file to start a sweep, or --resume DIR to continue one (not both)")
+    target = resume if resume is not None else (out or _experiment_out("sweeps", sweep_file.stem))  # type: ignore[union-attr]
     try:
         listener, bar = progress_listener(err, "sweep", quiet)
         kw = dict(workers=workers or default_workers(), scheduler=scheduler, listener=listener)
-        if resume is not None:
-            target = resume
-            with bar:
+        with bar:
+            if resume is not None:
                 plan, report = sweep_mod.resume(resume, **kw)
-        else:
-            assert sweep_file is not None
-            target = out or _experiment_out("sweeps", sweep_file.stem)
-            with bar:
-                plan, report = sweep_mod.start(sweep_file, target, **kw)
+            else:
+                plan, report = sweep_mod.start(sweep_file, target, **kw)  # type: ignore[arg-type]
     except ConfigError as e:
         fail(str(e))
         return
+    except KeyboardInterrupt:
+        err.print(f"interrupted: finished runs are kept; continue with `scorelab sweep --resume {target}`")
+        raise typer.Exit(130)
     total = report.total
     finished = report.skipped + report.done
     rate = f", {report.runs_per_minute:,.1f} runs/minute on {report.workers} worker(s)" if report.done else ""

@@ -193,8 +193,8 @@ def _run_local(root: str, todo: list[RunTask], workers: int, finished: Callable[
     n = max(1, min(workers, len(todo)))
     emit("start", {"total": report.total, "skipped": report.skipped, "workers": n})
     ctx = mp.get_context("spawn")  # no inherited threads or locks from the parent (progress bars, pools)
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_watch_parent,
-                             initargs=(os.getpid(),)) as pool:
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),))
+    try:
         futures = {pool.submit(run_task, root, t): t for t in todo}
         pending = set(futures)
         while pending:
@@ -207,6 +207,11 @@ def _run_local(root: str, todo: list[RunTask], workers: int, finished: Callable[
                 except BrokenProcessPool as e:
                     finished(Outcome(task.rel, "failed", task.keys, task.seed, 0.0,
                                      f"worker process died: {e}", ""))
+    except BaseException:
+        # interrupted: start nothing new; runs in flight either finish whole or leave only a staging dir
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return n
 
 
@@ -220,11 +225,11 @@ def _run_dask(root: str, todo: list[RunTask], address: str, finished: Callable[[
         client = Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as e:
         raise ConfigError("--scheduler", None, f"cannot reach the Dask scheduler at {address}: {e}") from None
+    futures: dict[Any, RunTask] = {}
     try:
         info = client.scheduler_info()
         slots = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
         emit("start", {"total": report.total, "skipped": report.skipped, "workers": slots})
-        futures = {}
         for t in todo:
             f = client.submit(run_task, root, t, pure=False, key=f"scorelab-run-{t.rel}-{os.getpid()}")
             futures[f] = t
@@ -239,6 +244,9 @@ def _run_dask(root: str, todo: list[RunTask], address: str, finished: Callable[[
             remaining -= 1
             emit("tick", {"running": min(slots, remaining)})
         return slots
+    except BaseException:
+        client.cancel(list(futures))  # interrupted: leave nothing queued on the cluster
+        raise
     finally:
         client.close()
 

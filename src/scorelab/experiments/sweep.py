@@ -313,4 +313,20 @@ def resume(out: Path, **kw: Any) -> tuple[dict[str, Any], Report]:
 
 def run_plan(out: Path, plan: dict[str, Any], *, workers: int = 1, scheduler: str | None = None,
              listener: Listener | None = None) -> Report:
-    return execute(out, tasks_of(plan), workers=workers, scheduler=scheduler, listener=listener)
+    tasks = tasks_of(plan)
+    report = execute(out, tasks, workers=workers, scheduler=scheduler, listener=listener)
+    write_summaries(out, tasks)
+    return report
+
+
+def write_summaries(out: Path, tasks: list[RunTask]) -> None:
+    """``summaries.parquet``: every summary metric of every finished run, with its parameters (long table)."""
+    from .execute import is_done
+    from .summary import summaries_frame, summarise
+
+    rows = [({**t.keys, "seed": t.seed}, summarise(out / t.rel)) for t in tasks if is_done(out, t.rel)]
+    if not rows:
+        return
+    tmp = out / ".summaries.parquet.tmp"
+    summaries_frame(rows).to_parquet(tmp, index=False)
+    tmp.replace(out / "summaries.parquet")
