@@ -52,9 +52,17 @@ seed = 3
 """
 
 
+def finished(root: Path) -> list[Path]:
+    """run.json of every finished run (a staging directory, named .*.partial-*, holds one before its rename)."""
+    if not (root / "runs").exists():
+        return []
+    return sorted(p for p in (root / "runs").rglob("run.json")
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
 def metrics_of(root: Path) -> dict[str, pd.DataFrame]:
     out = {}
-    for run_json in sorted((root / "runs").rglob("run.json")):
+    for run_json in finished(root):
         rel = str(run_json.parent.relative_to(root))
         out[rel] = pd.read_parquet(run_json.parent / "metrics.parquet")
     return out
@@ -257,7 +265,7 @@ seed = 11
     done = 0
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            done = len(list((out / "runs").rglob("run.json"))) if (out / "runs").exists() else 0
+            done = len(finished(out))
             if done >= 1:
                 break
             time.sleep(0.02)
@@ -265,7 +273,7 @@ seed = 11
         # a real kill, of the whole process group (the CLI and its worker processes), mid-sweep
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    done = len(list((out / "runs").rglob("run.json")))
+    done = len(finished(out))
     assert 1 <= done < total, f"the kill should land mid-sweep ({done} of {total} finished)"
     assert (out / "sweep.json").is_file()
 
