@@ -54,7 +54,9 @@ replicates = {reps}
     first = frames[args.workers[0]]
     same = all(frames[w].keys() == first.keys() and all(frames[w][k].equals(first[k]) for k in first) for w in frames)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"sweep: RR-1, {args.population:,} citizens x {args.days} days, {rows[0][1]} runs; {cores} cores available")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"sweep: RR-1, {args.population:,} citizens x {args.days} days, {rows[0][1]} runs; {cores} cores available, "
+          f"load average {load:.1f} (other work competes for the cores: compare with the count of cores)")
     print(f"{'workers':>8} {'runs':>5} {'wall s':>8} {'runs/min':>9} {'speed-up':>9}")
     base = rows[0][3]
     for w, n, wall, rpm in rows:
