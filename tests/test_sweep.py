@@ -309,7 +309,7 @@ def test_base_scenario_file_is_relative_to_the_sweep_file(tmp_path, monkeypatch)
     d.mkdir()
     text = (Path(scorelab.__file__).parent / "config/presets/rr1.toml").read_text()
     (d / "town.toml").write_text(text.replace('name = "rr1"', 'name = "town"', 1))
-    f = write(d, 'base = "town.toml"\npopulation = 500\ndays = 3\n[parameters]\n"response.deterrence.factor" = [0.5, 0.9]\n')
+    write(d, 'base = "town.toml"\npopulation = 500\ndays = 3\n[parameters]\n"response.deterrence.factor" = [0.5, 0.9]\n')
     monkeypatch.chdir(tmp_path)  # not the sweep file's folder
     plan = sweep.build_plan(Path("study/sweep.toml"))
     assert plan["base_scenario"]["scenario"]["name"] == "town"

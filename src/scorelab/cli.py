@@ -160,12 +160,11 @@ def _experiment_out(kind: str, name: str) -> Path:
     return out
 
 
-def _print_failures(report, out: Path) -> None:
-    for f in report.failed:
-        err.print(f"[red]failed[/] {f.describe()}: {f.error}", highlight=False, markup=False, soft_wrap=True)
+def _print_failures(report, out: Path, then: str) -> None:
+    """The closing line about failed runs (each was reported with its parameters and error as it failed)."""
     if report.failed:
-        err.print(f"{len(report.failed)} run(s) failed (parameters and tracebacks in {out / 'failures.json'}); "
-                  f"re-run them with `scorelab sweep --resume {out}` once the cause is fixed", highlight=False)
+        err.print(f"{len(report.failed)} run(s) failed (parameters and tracebacks in {out / 'failures.json'}); {then}",
+                  highlight=False)
 
 
 @app.command()
@@ -227,7 +226,7 @@ def compare(
     if replicates < 2:
         console.print("One replicate: no confidence intervals; a CI needs ≥ 2 replicates (--replicates 2 or more).")
     console.print("* the interval excludes 0. Every metric: comparison.json, summaries.parquet, report.html (--all prints them)")
-    _print_failures(c.report, target)
+    _print_failures(c.report, target, "their replicates are left out of the paired differences")
     console.print(f"comparison directory: [bold]{target}[/]  report: [bold]{target / 'report.html'}[/]")
     if c.report.failed:
         raise typer.Exit(1)
@@ -269,7 +268,7 @@ def sweep(
     finished = report.skipped + report.done
     rate = f", {report.runs_per_minute:,.1f} runs/minute on {report.workers} worker(s)" if report.done else ""
     console.print(f"{finished}/{total} runs finished ({report.done} now, {report.skipped} before){rate}")
-    _print_failures(report, target)
+    _print_failures(report, target, f"re-run them with `scorelab sweep --resume {target}` once the cause is fixed")
     console.print(f"sweep directory: [bold]{target}[/]  query it: scorelab query {target} \"SELECT ...\"")
     if report.failed:
         raise typer.Exit(1)

@@ -26,7 +26,6 @@ import pandas as pd
 
 from .. import __version__
 from ..config.loader import ConfigError, load_policy, load_scenario, resolve_source, scenario_from_dict
-from ..config.models import Scenario
 from .execute import Listener, Report, RunTask, execute, is_done, partition_dir, replicate_seed, write_json
 from .stats import Paired, paired
 from .summary import summaries_frame, summarise
