@@ -1,0 +1,137 @@
+"""One run reduced to scalar metrics, the unit that comparisons and sweeps reason about.
+
+`run_summary(run_dir)` reads ``metrics.parquet`` and ``citizens.parquet`` and returns a flat
+``{"metric.group": value}`` dict for every group and ``all``. More providers can be plugged in with
+`register_provider`; `summarise` merges them (the first provider to name a key wins). If the audit
+package provides ``scorelab.audit.metrics.audit_summary(run_dir)``, it is used as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+Provider = Callable[[Path], dict[str, float]]
+
+# what each summary metric means, for reports (the suffix after the dot is the group)
+DESCRIPTIONS = {
+    "final_mean_score": "mean score on the last day",
+    "final_restricted_share": "share restricted on the last day",
+    "mean_restricted_share": "share restricted, averaged over days",
+    "penalties": "observed penalties (false attributions included), total",
+    "wrongful_penalties": "false attributions scored as penalties, total",
+    "criticism": "true political-speech events, total (the chilling-effect measure)",
+    "wrongful_rewards": "false attributions scored as rewards, total",
+    "penalties_per_1000": "penalties per 1,000 citizens",
+    "wrongful_penalties_per_100k": "wrongful penalties per 100,000 citizens",
+    "criticism_per_1000": "political-speech events per 1,000 citizens",
+    "points_deducted": "points deducted, total",
+    "points_awarded": "points awarded, total",
+    "share_wrongfully_penalised": "share of citizens with at least one wrongful penalty",
+    "share_restricted_without_misconduct": "share restricted on the last day with no true misconduct",
+    "mean_score_of_wrongfully_penalised": "mean final score of citizens with a wrongful penalty",
+}
+
+HEADLINE = ["final_mean_score", "final_restricted_share", "penalties", "wrongful_penalties", "criticism",
+            "share_wrongfully_penalised"]
+
+
+def run_summary(run_dir: str | Path) -> dict[str, float]:
+    """Scalar metrics of one run directory, per group (``metric.group``) and for ``all``."""
+    run_dir = Path(run_dir)
+    m = pq.read_table(run_dir / "metrics.parquet").to_pandas()
+    m["group"] = m["group"].astype(str)
+    out: dict[str, float] = {}
+    last = m[m["day"] == m["day"].max()].set_index("group")
+    totals = m.groupby("group")[[c for c in ("penalties", "wrongful_penalties", "criticism", "wrongful_rewards",
+                                              "points_deducted", "points_awarded") if c in m.columns]].sum()
+    mean_restricted = m.groupby("group")["restricted_share"].mean()
+    listed = [c for c in m.columns if c.startswith("listed_")]
+    for g, row in last.iterrows():
+        size = float(row["population"])
+        per = (lambda x, k: float(x) * k / size) if size > 0 else (lambda x, k: float("nan"))
+        out[f"final_mean_score.{g}"] = float(row["mean_score"])
+        out[f"final_restricted_share.{g}"] = float(row["restricted_share"])
+        out[f"mean_restricted_share.{g}"] = float(mean_restricted[g])
+        for c in totals.columns:
+            out[f"{c}.{g}"] = float(totals.loc[g, c])
+        out[f"penalties_per_1000.{g}"] = per(totals.loc[g, "penalties"], 1000)
+        out[f"wrongful_penalties_per_100k.{g}"] = per(totals.loc[g, "wrongful_penalties"], 100_000)
+        out[f"criticism_per_1000.{g}"] = per(totals.loc[g, "criticism"], 1000)
+        for c in listed:
+            out[f"final_{c}_share.{g}"] = float(row[c]) / size if size > 0 else float("nan")
+    out.update(_citizen_metrics(run_dir))
+    return out
+
+
+def _citizen_metrics(run_dir: Path) -> dict[str, float]:
+    """Shares over citizens kept in detail (all of them, or a systematic sample; none: no keys)."""
+    path = run_dir / "citizens.parquet"
+    if not path.is_file():
+        return {}
+    cols = set(pq.read_schema(path).names)
+    need = {"group", "score", "restricted", "wrongful_penalties", "true_misconduct"}
+    if not need <= cols:
+        return {}
+    c = pq.read_table(path, columns=sorted(need)).to_pandas()
+    if c.empty:
+        return {}
+    c["group"] = c["group"].astype(str)
+    wronged = c["wrongful_penalties"].to_numpy() > 0
+    innocent_restricted = c["restricted"].to_numpy() & (c["true_misconduct"].to_numpy() == 0)
+    out: dict[str, float] = {}
+    frames = [(g, idx) for g, idx in c.groupby("group").indices.items()] + [("all", np.arange(len(c)))]
+    score = c["score"].to_numpy()
+    for g, idx in frames:
+        out[f"share_wrongfully_penalised.{g}"] = float(wronged[idx].mean())
+        out[f"share_restricted_without_misconduct.{g}"] = float(innocent_restricted[idx].mean())
+        w = idx[wronged[idx]]
+        out[f"mean_score_of_wrongfully_penalised.{g}"] = float(score[w].mean()) if len(w) else float("nan")
+    return out
+
+
+_PROVIDERS: list[Provider] = [run_summary]
+
+
+def register_provider(fn: Provider) -> None:
+    """Add a metric provider (``run_dir -> {name: float}``) used by every comparison from now on."""
+    if fn not in _PROVIDERS:
+        _PROVIDERS.append(fn)
+
+
+def providers() -> list[Provider]:
+    out = list(_PROVIDERS)
+    try:  # the audit package's metrics, where that package is present
+        from ..audit.metrics import audit_summary  # type: ignore[import-not-found]
+    except ImportError:
+        return out
+    if audit_summary not in out:
+        out.append(audit_summary)
+    return out
+
+
+def summarise(run_dir: str | Path) -> dict[str, float]:
+    """Every provider's metrics for one run, merged (the first provider to name a key wins)."""
+    merged: dict[str, float] = {}
+    for fn in providers():
+        for k, v in fn(Path(run_dir)).items():
+            if k not in merged:
+                try:
+                    merged[k] = float(v)
+                except (TypeError, ValueError):
+                    continue  # non-scalar values are not compared
+    return merged
+
+
+def summaries_frame(rows: list[tuple[dict[str, object], dict[str, float]]]) -> pd.DataFrame:
+    """Long table: partition keys, metric, group, value (one row per run and metric)."""
+    recs = []
+    for keys, summ in rows:
+        for name, value in summ.items():
+            metric, _, group = name.rpartition(".")
+            recs.append({**keys, "metric": metric or name, "group": group if metric else "", "value": value})
+    return pd.DataFrame.from_records(recs)
