@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import platform
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from . import __version__
 from .config.loader import ConfigError, load_scenario
 from .config.models import Scenario
 from .engine.params import Params, compile_params
-from .engine.runner import Detail, default_workers, merge_metrics, plan_detail, plan_shards, run_shards, SHARD_SIZE
+from .engine import runner
+from .engine.checkpoint import finished_shards, load_plan, load_shard, partial_dir, save_plan, save_shard
+from .engine.runner import Detail, default_workers, merge_metrics, plan_detail, plan_shards, run_shards
 from .store import (
     citizens_table,
     commit_dir,
@@ -62,8 +65,8 @@ def state_bytes_per_citizen(params: Params) -> int:
 def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
     """Peak bytes a run needs: shards in flight, candidate batches, kept ledger and citizen rows."""
     N = params.population
-    shard = min(N, SHARD_SIZE)
-    in_flight = min(workers, math.ceil(N / SHARD_SIZE))
+    shard = min(N, runner.SHARD_SIZE)
+    in_flight = min(workers, math.ceil(N / runner.SHARD_SIZE))
     per_shard = shard * (state_bytes_per_citizen(params) + 8) + 1_500_000 * 40 * max(1, params.n_behaviours)
     kept = 0 if detail.mode == "none" else math.ceil(N / detail.stride)
     per_day = params.expected_events_per_citizen_day()
@@ -123,13 +126,48 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
     """Run a scenario and write its run directory; returns the `Run`.
 
     ``out=None`` writes to a new temporary directory. ``ledger``: "all", "none", a number of citizens to
-    keep detail for, or None (all up to 2 million citizens, else a 1-million sample).
+    keep detail for, or None (all up to 2 million citizens, else a 1-million sample). A run of several
+    shards checkpoints each finished shard; `resume(out)` finishes a run that was killed.
     """
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if population is not None or days is not None:
         meta = sc.scenario.model_copy(update={k: v for k, v in (("population", population), ("days", days)) if v})
         sc = Scenario.model_validate({**sc.model_dump(), "scenario": meta.model_dump()})
     seed = sc.scenario.seed if seed is None else seed
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix=f"scorelab-{sc.scenario.name}-")) / "run"
+    out = Path(out)
+    if out.exists() and not force:
+        raise ConfigError(str(out), None, "output directory exists; choose another --out or pass --force to replace it")
+    stage = partial_dir(out)
+    if stage.exists():
+        if not force:
+            raise ConfigError(str(out), None, f"an unfinished run of this directory exists ({stage}); "
+                                              "finish it with `scorelab run --resume` or pass --force to start over")
+        shutil.rmtree(stage)
+    plan = {"scenario": sc.model_dump(mode="json"), "seed": seed, "ledger": ledger,
+            "shard_size": runner.SHARD_SIZE, "scorelab": __version__}
+    return _execute(sc, seed, out, stage, plan, ledger, workers, force, progress, resumed=False)
+
+
+def resume(out: str | Path, workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> Run:
+    """Finish a run that was killed part-way: only the shards without a checkpoint are simulated."""
+    out = Path(out)
+    stage = partial_dir(out)
+    plan = load_plan(stage)
+    if plan is None:
+        if (out / "run.json").exists():
+            raise ConfigError(str(out), None, "this run is already complete; nothing to resume")
+        raise ConfigError(str(out), None, f"no unfinished run to resume here (no checkpoint in {stage})")
+    if plan.get("shard_size") != runner.SHARD_SIZE:
+        raise ConfigError(str(out), "shard_size", f"the run was started with shards of {plan.get('shard_size')} "
+                                                  f"citizens, this scorelab uses {runner.SHARD_SIZE}")
+    sc = Scenario.model_validate(plan["scenario"])
+    return _execute(sc, plan["seed"], out, stage, plan, plan.get("ledger"), workers, False, progress, resumed=True)
+
+
+def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, Any], ledger: str | None,
+             workers: int | None, force: bool, progress, resumed: bool) -> Run:
     params = compile_params(sc)
     detail = plan_detail(params.population, ledger)
     workers = workers or default_workers()
@@ -141,16 +179,18 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
             f"{params.population:,} citizens with {detail.describe(params.population)} need about "
             f"{need / 2**30:.1f} GiB; this machine has {have / 2**30:.1f} GiB available. "
             "Keep less detail (--ledger 1000000 or --ledger none) or simulate fewer citizens.")
-    if out is None:
-        out = Path(tempfile.mkdtemp(prefix=f"scorelab-{sc.scenario.name}-")) / "run"
-    out = Path(out)
-    if out.exists() and not force:
-        raise ConfigError(str(out), None, "output directory exists; choose another --out or pass --force to replace it")
 
     specs = plan_shards(params.population, seed, detail)
+    checkpoints = len(specs) > 1  # a single shard has nothing to resume from
+    if checkpoints and not resumed:
+        save_plan(stage, plan)
+    done = finished_shards(stage) if resumed else {}
     t0 = time.perf_counter()
-    results = run_shards(params, specs, workers=workers, progress=progress)
+    fresh = run_shards(params, specs, workers=workers, progress=progress, skip=set(done),
+                       done=(lambda r: save_shard(stage, r)) if checkpoints else None)
     sim_s = time.perf_counter() - t0
+    by_index = {r.index: r for r in fresh}
+    results = [by_index[s.index] if s.index in by_index else load_shard(done[s.index]) for s in specs]
 
     tmp = staging_dir(out)
     try:
@@ -173,8 +213,9 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
             "detail": {"mode": detail.mode, "stride": detail.stride, "kept": "" if detail.mode == "none" else detail.describe(params.population),
                        "ledger_rows": led.num_rows, "citizens_rows": cit.num_rows},
             "shards": len(specs),
-            "shard_size": SHARD_SIZE,
-            "workers": min(workers, len(specs)),
+            "shard_size": runner.SHARD_SIZE,
+            "resumed_shards": len(done),
+            "workers": min(workers, max(1, len(specs) - len(done))),
             "bytes_per_citizen_state": state_bytes_per_citizen(params),
             "wall_seconds": round(wall, 4),
             "simulate_seconds": round(sim_s, 4),
@@ -187,7 +228,7 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
         write_manifest(tmp / "run.json", manifest)
         commit_dir(tmp, out, force)
     except BaseException:
-        import shutil
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(stage, ignore_errors=True)
     return Run(out.resolve())

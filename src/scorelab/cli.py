@@ -98,11 +98,12 @@ def run(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="processes (default: all cores)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     no_report: bool = typer.Option(False, "--no-report", help="do not write report.html at the end"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="finish a killed run of this directory from its checkpoints"),
 ) -> None:
     """Simulate a scenario and write its run directory (default: the Rongcheng pilot, 670,000 citizens for a year; RR-1 by name)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .api import load, simulate
+    from .api import load, resume as resume_run, simulate
 
     _positive("--population", population)
     _positive("--days", days)
@@ -110,6 +111,26 @@ def run(
     if seed is not None and seed < 0:
         fail(f"--seed: {seed} is not allowed; give a whole number of at least 0")
     detail = _ledger_option(ledger)
+    if resume is not None:
+        if any(v is not None for v in (population, days, seed, out)) or scenario != DEFAULT_SCENARIO or force:
+            fail("--resume: give only the run directory (and --workers, --quiet, --no-report); "
+                 "the scenario, size, seed and detail come from its checkpoint")
+        try:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("days"), TimeRemainingColumn(), console=err, disable=quiet, transient=True) as bar:
+                task = bar.add_task(f"resuming {resume}", total=None)
+                result = resume_run(resume, workers=workers,
+                                    progress=lambda d, t: bar.update(task, completed=d, total=t))
+        except ConfigError as e:
+            fail(str(e))
+            return
+        console.print(f"resumed: {result.manifest['resumed_shards']} of {result.manifest['shards']} shards "
+                      "came from checkpoints")
+        print_summary(result)
+        console.print(f"run directory: [bold]{result.path}[/]")
+        if not no_report:
+            _write_report(result.path)
+        return
     try:
         sc = load(scenario, population=population, days=days)
         seed_ = sc.scenario.seed if seed is None else seed

@@ -83,35 +83,37 @@ class _Batches:
         self._fill(0)
 
     def _fill(self, day0: int) -> None:
+        """Draw the next batch of days: per group, sorted positions on the (day, citizen) grid."""
         span = min(self.span, self.days - day0)
-        ids, grp, day = [], [], []
+        self.parts = []  # per group: (first id, size, positions, per-day bounds, uniforms)
         for g, (p, start, size) in enumerate(zip(self.p, self.starts, self.sizes)):
             if size == 0 or p <= 0:
                 continue
-            pos = bernoulli_positions(self.rng, int(size) * span, float(p))
-            d, local = np.divmod(pos, int(size))
-            ids.append(local + int(start))
-            day.append(d)
-            grp.append(np.full(len(pos), g, dtype=np.uint8))
-        if ids:
-            day_all = np.concatenate(day)
-            order = np.argsort(day_all, kind="stable")
-            self.ids = np.concatenate(ids)[order]
-            self.grp = np.concatenate(grp)[order]
-            self.bounds = np.searchsorted(day_all[order], np.arange(span + 1))
-        else:
-            self.ids = np.empty(0, dtype=np.int64)
-            self.grp = np.empty(0, dtype=np.uint8)
-            self.bounds = np.zeros(span + 1, dtype=np.int64)
-        n = len(self.ids)
-        self.u = [self.rng.random(n, dtype=np.float32) for _ in range(self.uniforms)]
+            size = int(size)
+            pos = bernoulli_positions(self.rng, size * span, float(p))
+            bounds = np.searchsorted(pos, np.arange(span + 1, dtype=np.int64) * size)
+            u = [self.rng.random(len(pos), dtype=np.float32) for _ in range(self.uniforms)]
+            self.parts.append((g, int(start), size, pos, bounds, u))
         self.first, self.stop = day0, day0 + span
 
     def day(self, t: int):
+        """Candidates of day t: ids (group 0's first, each group's ascending), their groups, uniforms."""
         if t >= self.stop:
             self._fill(t)
-        s, e = self.bounds[t - self.first], self.bounds[t - self.first + 1]
-        return self.ids[s:e], self.grp[s:e], [u[s:e] for u in self.u]
+        k = t - self.first
+        ids, grp, us = [], [], [[] for _ in range(self.uniforms)]
+        for g, start, size, pos, bounds, u in self.parts:
+            s, e = bounds[k], bounds[k + 1]
+            ids.append(pos[s:e] + (start - k * size))
+            grp.append(np.full(e - s, g, dtype=np.uint8))
+            for j in range(self.uniforms):
+                us[j].append(u[j][s:e])
+        if len(ids) == 1:
+            return ids[0], grp[0], [x[0] for x in us]
+        if not ids:
+            empty = np.empty(0, dtype=np.float32)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint8), [empty] * self.uniforms
+        return np.concatenate(ids), np.concatenate(grp), [np.concatenate(x) for x in us]
 
 
 def _union(parts: list[np.ndarray]) -> np.ndarray:

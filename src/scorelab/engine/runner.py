@@ -21,7 +21,8 @@ import numpy as np
 from .kernel import ShardResult, ShardSpec, simulate_shard
 from .params import Params
 
-SHARD_SIZE = 1 << 22  # 4,194,304 citizens
+SHARD_SIZE = int(os.environ.get("SCORELAB_SHARD_SIZE", 1 << 20))  # 1,048,576 citizens (a tuning knob; recorded in run.json)
+MIN_SPLIT = 200_000  # from this population on, at least two shards, and an even number of them
 DEFAULT_DETAIL_LIMIT = 2_000_000  # keep every citizen's ledger up to this population
 DEFAULT_SAMPLE = 1_000_000
 
@@ -58,6 +59,8 @@ def plan_detail(population: int, ledger: str | None) -> Detail:
 
 def plan_shards(population: int, seed: int, detail: Detail, snapshot_every: int = 30) -> list[ShardSpec]:
     n = max(1, math.ceil(population / SHARD_SIZE))
+    if population >= MIN_SPLIT and n % 2:  # an even count keeps two cores busy to the end
+        n += 1
     base, extra = divmod(population, n)
     specs, offset = [], 0
     for i in range(n):
