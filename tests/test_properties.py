@@ -92,3 +92,15 @@ def test_bernoulli_positions_rate():
     counts = np.array([len(bernoulli_positions(rng, 2_000_000, 0.003)) for _ in range(100)])
     se = np.sqrt(2_000_000 * 0.003 * 0.997 / 100)
     assert abs(counts.mean() - 6000) < 5 * se
+
+
+@settings(max_examples=60, deadline=None)
+@given(lo=st.integers(-40000, 40000), a=st.integers(-32000, 32000), b=st.integers(-32000, 32000),
+       seed=st.integers(0, 2**32 - 1))
+def test_histogram_matches_direct_binning(lo, a, b, seed):
+    from scorelab.engine.kernel import HIST_BINS, HIST_WIDTH, _histogram
+
+    lo_, hi_ = min(a, b), max(a, b) + 1
+    s = np.random.default_rng(seed).integers(lo_, hi_, 500).astype(np.int16)
+    ref = np.bincount(np.clip((s.astype(np.int64) - lo) // HIST_WIDTH, 0, HIST_BINS - 1), minlength=HIST_BINS)
+    assert (_histogram(s, lo) == ref).all()

@@ -116,6 +116,24 @@ class _Batches:
         return np.concatenate(ids), np.concatenate(grp), [np.concatenate(x) for x in us]
 
 
+def _histogram(score: np.ndarray, lo: int) -> np.ndarray:
+    """Counts per HIST_WIDTH-point bin from ``lo`` (the end bins collect the rest): one counting pass."""
+    out = np.zeros(HIST_BINS, dtype=np.int64)
+    if len(score) == 0:
+        return out
+    mn, mx = int(score.min()), int(score.max())
+    if mx - mn >= 1 << 20:  # a very wide spread: bin each score directly
+        bins = np.clip((score.astype(np.int64) - lo) // HIST_WIDTH, 0, HIST_BINS - 1)
+        return np.bincount(bins, minlength=HIST_BINS).astype(np.int64)
+    shifted = score.astype(np.intp)
+    shifted -= mn
+    counts = np.bincount(shifted)
+    values = mn + np.arange(len(counts), dtype=np.int64)
+    bins = np.clip((values - lo) // HIST_WIDTH, 0, HIST_BINS - 1)
+    np.add.at(out, bins, counts)
+    return out
+
+
 def _union(parts: list[np.ndarray]) -> np.ndarray:
     """Sorted distinct ids of several arrays (sort + neighbour test: faster than np.unique's hashing here)."""
     if not parts:
@@ -317,15 +335,16 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
         if len(touched):
             tg = group_of(touched)
             score_sum += np.bincount(tg, weights=(new_score.astype(np.int64) - old_score), minlength=G).astype(np.int64)
+            g_old = P.grade_of(old_score) if K else None
+            g_new = P.grade_of(new_score) if K else None
             if R:
-                r_old = P.restricted(old_score, old_listed, t - 1)
-                r_new = P.restricted(new_score, new_listed, t)
+                r_old = P.restricted(old_score, old_listed, t - 1, g_old)
+                r_new = P.restricted(new_score, new_listed, t, g_new)
                 restricted_n += np.stack([np.bincount(tg, weights=(r_new[r].astype(np.int64) - r_old[r]), minlength=G)
                                           for r in range(R)]).astype(np.int64)
                 a_old, a_new = r_old.any(axis=0), r_new.any(axis=0)
                 restricted_any += np.bincount(tg, weights=a_new.astype(np.int64) - a_old, minlength=G).astype(np.int64)
             if K:
-                g_old, g_new = P.grade_of(old_score), P.grade_of(new_score)
                 changed = g_old != g_new
                 if changed.any():
                     np.add.at(grade_n, (g_old[changed], tg[changed]), -1)
@@ -348,9 +367,8 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
 
         si = np.searchsorted(snap_days, t)
         if si < len(snap_days) and snap_days[si] == t:
-            bins = np.clip((score.astype(np.int64) - lo) // HIST_WIDTH, 0, HIST_BINS - 1)
             for g in range(G):
-                hist[si, g] = np.bincount(bins[starts[g]:bounds[g]], minlength=HIST_BINS)
+                hist[si, g] = _histogram(score[starts[g]:bounds[g]], lo)
         if progress is not None:
             progress(t + 1)
 

@@ -76,13 +76,15 @@ class Params:
     def grade_of(self, score: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.grade_cuts, score, side="right").astype(np.int8)
 
-    def restricted(self, score: np.ndarray, listed_until: list[np.ndarray], day: int) -> np.ndarray:
-        """[R, n] bool: who is under each restriction at the end of ``day``."""
+    def restricted(self, score: np.ndarray, listed_until: list[np.ndarray], day: int,
+                   grade: np.ndarray | None = None) -> np.ndarray:
+        """[R, n] bool: who is under each restriction at the end of ``day`` (``grade``: grade_of(score), if known)."""
         n = len(score)
         out = np.zeros((len(self.restriction_names), n), dtype=bool)
         if n == 0 or not self.restriction_names:
             return out
-        grade = self.grade_of(score) if len(self.grade_names) else None
+        if grade is None and len(self.grade_names):
+            grade = self.grade_of(score)
         listed = [day < bl for bl in listed_until]
         for r in range(len(self.restriction_names)):
             if grade is not None and self.restriction_grades[r].any():
