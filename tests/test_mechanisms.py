@@ -481,3 +481,94 @@ def test_union_of_friends_and_coworkers_keeps_every_contact():
     for i in (0, 17, 999):
         got = u.indices[u.indptr[i]:u.indptr[i + 1]].tolist()
         assert got == a.indices[a.indptr[i]:a.indptr[i + 1]].tolist() + b.indices[b.indptr[i]:b.indptr[i + 1]].tolist()
+
+
+def _peer_mech(**peer):
+    """A 4-citizen peer-rating shard whose contacts, traits and scores a test sets by hand (no noise)."""
+    from scorelab.engine.graph import Network
+
+    cfg = {"network": "acq", "interactions": 1.0, "start_rating": 4.0, "prior_weight": 20.0, "memory_days": 1e5,
+           "behaviour_mean": 3.0, "behaviour_spread": 0.0, "noise": 0.0, "status": 0.0, "politeness": 0.0}
+    cfg.update(peer)
+    sc = make(scenario={"population": 4, "days": 3}, graph={"networks": [{"name": "acq", "mean_degree": 1}]},
+              behaviours=[{"name": "public_incident", "rate": 0.0}], sensors=[], peer=cfg,
+              policy={"start_score": 400, "score_min": 100, "score_max": 500,
+                      "grades": [{"name": "low", "max": 449}, {"name": "prime", "min": 450}]})
+    P = compile_params(sc)
+    sizes, starts = np.array([2, 2]), np.array([0, 2])
+    metrics = {"points_awarded": np.zeros((3, 2), np.int64), "points_deducted": np.zeros((3, 2), np.int64)}
+    mech = ShardMechanisms(P, ShardSpec(0, 0, 4, 1, 1), sizes, starts, np.cumsum(sizes), metrics,
+                           {k: [] for k in ("day", "citizen", "behaviour", "points", "sensor", "false")}, 1)
+
+    def meet(rater: int, ratee: int) -> None:  # today the only interaction: `rater` starts one with `ratee`
+        indptr = np.zeros(5, dtype=np.int64)
+        indptr[rater + 1:] = 1
+        mech.net = Network(indptr, np.array([ratee], dtype=np.int32))
+
+    return mech, meet
+
+
+def _rating_of(mech, uid_new, who):
+    uid, new = uid_new
+    return int(new[list(uid).index(who)])
+
+
+def test_a_star_counts_by_the_raters_own_rating():
+    """Citizen 2 gets 5 stars from a 5.0-rated citizen, then 1 star from a 1.0-rated one: the mean weighted
+    by the raters' ratings is (20 x 4 + 5 x 5 + 1 x 1) / (20 + 5 + 1) = 4.08, not the plain 3.91."""
+    none = [np.empty(0, dtype=np.int64)]
+    mech, meet = _peer_mech()
+    score = np.array([500, 100, 400, 400], dtype=np.int16)
+    mech.trait[:] = [3.0, 3.0, 5.0, 3.0]
+    meet(0, 2)
+    assert _rating_of(mech, mech._interact(0, none, score), 2) == round(100 * (80 + 5 * 5) / 25)
+    mech.trait[2] = 1.0
+    meet(1, 2)
+    assert _rating_of(mech, mech._interact(1, none, score), 2) == round(100 * (80 + 25 + 1) / 26)  # 408
+    # the same two stars from swapped raters: the 1 star now carries the weight
+    mech, meet = _peer_mech()
+    mech.trait[:] = [3.0, 3.0, 5.0, 3.0]
+    meet(1, 2)
+    mech._interact(0, none, score)
+    mech.trait[2] = 1.0
+    meet(0, 2)
+    assert _rating_of(mech, mech._interact(1, none, score), 2) == round(100 * (80 + 5 + 5) / 26)  # 346
+
+
+def test_stars_received_during_an_incident_weigh_factor_times_more():
+    """Only the incident's weight multiplier acts here (opinion_drop = 0): a 1 star from a 4.0-rated rater
+    during the incident weighs 4 x 3 = 12, so the rating is (80 + 12) / 32 = 2.88 instead of 3.50."""
+    mech, meet = _peer_mech(incident={"behaviour": "public_incident", "days": 2, "factor": 3.0, "opinion_drop": 0.0})
+    score = np.array([400, 400, 400, 400], dtype=np.int16)
+    mech.trait[:] = [3.0, 3.0, 1.0, 3.0]
+    meet(0, 2)
+    got = _rating_of(mech, mech._interact(0, [np.array([2])], score), 2)
+    assert got == round(100 * (80 + 12) / 32)
+    mech, meet = _peer_mech(incident={"behaviour": "public_incident", "days": 2, "factor": 3.0, "opinion_drop": 0.0})
+    mech.trait[:] = [3.0, 3.0, 1.0, 3.0]
+    meet(0, 2)
+    assert _rating_of(mech, mech._interact(0, [np.empty(0, dtype=np.int64)], score), 2) == 350  # no incident
+
+
+def test_contested_false_penalties_are_dropped_at_the_success_rate(tmp_path):
+    r = _due(tmp_path, {"notice_days": 7, "contest": 1.0, "contest_success": 0.5})
+    m = all_rows(r.metrics)
+    false_due = m.false_arrears.to_numpy()[:33].sum()  # false notices of days 0-32 come due in the run
+    assert false_due > 400  # 4000 x 33 x 0.004 = 528 expected
+    # seed 11; binomial sd of the share sqrt(0.25 / 528) = 0.022: tolerance 0.08 is over 3 sd
+    assert abs(m.contest_dropped.sum() / false_due - 0.5) < 0.08
+    assert m.wrongful_penalties.sum() == false_due - m.contest_dropped.sum()
+    assert ledger_holds(r)
+
+
+@pytest.mark.parametrize("name", ["nosedive", "sesame"])
+def test_network_presets_give_the_same_bytes_for_any_worker_count(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SHARD_SIZE", 2000)  # 3 shards, each with its own contact network
+    kw = dict(population=6000, days=32, seed=7)
+    a = scorelab.simulate(name, out=tmp_path / "a", workers=1, **kw)
+    b = scorelab.simulate(name, out=tmp_path / "b", workers=2, **kw)
+    c = scorelab.simulate(name, out=tmp_path / "c", workers=1, **kw)
+    assert a.manifest["shards"] == 3
+    assert a.metrics.equals(b.metrics) and a.citizens.equals(b.citizens) and a.ledger.equals(b.ledger)
+    for f in ("metrics.parquet", "citizens.parquet", "ledger.parquet"):
+        assert (a.path / f).read_bytes() == (c.path / f).read_bytes(), f
