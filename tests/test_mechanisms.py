@@ -572,3 +572,32 @@ def test_network_presets_give_the_same_bytes_for_any_worker_count(name, tmp_path
     assert a.metrics.equals(b.metrics) and a.citizens.equals(b.citizens) and a.ledger.equals(b.ledger)
     for f in ("metrics.parquet", "citizens.parquet", "ledger.parquet"):
         assert (a.path / f).read_bytes() == (c.path / f).read_bytes(), f
+
+
+def test_events_move_their_sub_score(tmp_path):
+    r = _sesame(tmp_path, 0.9, "ev")
+    led, c = r.ledger, r.citizens.set_index("citizen")
+    pts = {"repay_on_time": 1, "late_repayment": -10}
+    ev = led[led.behaviour.isin(list(pts))]
+    moved = ev.behaviour.map(pts).groupby(ev.citizen).sum().reindex(c.index, fill_value=0)
+    # seed 3; starting credit sub-scores spread 5 points, events add about 3.6 points of spread: the
+    # correlation is about 0.58 (0 if events did not move the sub-score); 3,000 citizens per group
+    for g in ("urban", "rural"):
+        sel = c.group == g
+        assert np.corrcoef(moved[sel], c.subscore_credit[sel])[0, 1] > 0.4
+    assert np.corrcoef(moved, c.subscore_capacity)[0, 1] < 0.1  # and no other sub-score
+
+
+def test_a_refused_attempt_is_not_scored(tmp_path):
+    sc = make(scenario={"population": 3000, "days": 20},
+              behaviours=[{"name": "littering", "rate": 0.05}, {"name": "loan_application", "rate": 1.0}],
+              policy={"rules": [{"behaviour": "littering", "sensor": "court", "points": -60},
+                                {"behaviour": "loan_application", "sensor": "court", "points": 1}],
+                      "restrictions": [{"name": "loan_denied", "grades": ["B", "C", "D"],
+                                        "blocks": ["loan_application"]}]})
+    r = run(sc, tmp_path)
+    m, led = all_rows(r.metrics), r.ledger
+    blocked = m.blocked_loan_denied_loan_application.sum()
+    assert blocked > 0
+    assert (led.behaviour == "loan_application").sum() == m.true_loan_application.sum() - blocked
+    assert ledger_holds(r)
