@@ -601,3 +601,36 @@ def test_a_refused_attempt_is_not_scored(tmp_path):
     assert blocked > 0
     assert (led.behaviour == "loan_application").sum() == m.true_loan_application.sum() - blocked
     assert ledger_holds(r)
+
+
+def test_due_process_and_household_settings_that_could_never_act_are_config_errors():
+    x = dict(behaviours=[{"name": "x", "rate": 0.1}])
+    with pytest.raises(ConfigError, match=r"due_process\.contest.*notice_days"):
+        make(**x, policy={"due_process": {"contest": 0.5, "contest_success": 0.5}})
+    with pytest.raises(ConfigError, match=r"due_process\.appeal_days"):
+        make(**x, policy={"due_process": {"appeal": 0.5, "appeal_days": 90, "expiry_days": 60}})
+    with pytest.raises(ConfigError, match=r"graph\.households\.max_size"):
+        make(**x, graph={"households": {"mean_size": 4.0, "max_size": 3}})
+
+
+@pytest.mark.parametrize("preset,old,new,field", [
+    ("nosedive", "interactions = 0.2", "interactions = 1.5", "peer.interactions"),
+    ("sesame", 'contacts = "friends"', 'contacts = "enemies"', "policy.composite.subscores[4].contacts"),
+    ("fair-baseline", "contest_success = 0.9", "contest_success = 1.9", "policy.due_process.contest_success"),
+    ("rongcheng", 'cap_score = 849', 'cap_score = "C"', "policy.rules[1].cap_score"),
+    ("national-blacklist", 'reach = "household"', 'reach = "village"', "policy.restrictions[3].reach"),
+])
+def test_bad_extension_values_in_a_file_exit_2_naming_file_and_field(preset, old, new, field, tmp_path):
+    from typer.testing import CliRunner
+
+    from scorelab import cli
+    from scorelab.config.loader import resolve_source
+
+    text = resolve_source(preset).read_text()
+    assert text.count(old) == 1
+    path = tmp_path / f"{preset}.toml"
+    path.write_text(text.replace(old, new))
+    res = CliRunner().invoke(cli.app, ["run", str(path), "-n", "100", "-t", "2", "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert str(path) in res.output and field in res.output
+    assert not (tmp_path / "out").exists()
