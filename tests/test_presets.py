@@ -113,7 +113,10 @@ def test_surveillance_errs_more_for_the_groups_face_recognition_fails(tmp_path):
     sc = scorelab.load("surveillance")
     cam = next(s for s in sc.sensors if s.name == "cctv_face")
     fa = cam.false_attribution.rate
-    assert 2 <= fa["city_minority"] / fa["city_majority"] <= 100  # NIST IR 8280's range of differentials
+    # NIST IR 8280 (Grother, Ngan, Hanaoka 2019): false-match rates 10 to 100 times higher for some groups in
+    # many algorithms; the issue asks for 2-100x
+    assert 2 <= fa["city_minority"] / fa["city_majority"] <= 100
+    assert 2 <= fa["country_minority"] / fa["country_majority"] <= 100
     r = small("surveillance", tmp_path, population=100000, days=150, seed=5)
     m = r.metrics.groupby("group", observed=True).sum(numeric_only=True)
     size = r.manifest["group_sizes"]
