@@ -206,3 +206,16 @@ def test_scored_speech_and_face_matching_are_tagged_in_every_preset(name):
             assert "political_opinion" in tags, (name, rule.behaviour)
         if any(k in rule.sensor for k in ("camera", "face", "cctv")):
             assert "biometrics" in tags, (name, rule.behaviour)
+
+
+def test_presets_declare_their_data_practices_so_the_audit_can_compare_them():
+    from scorelab.audit.compliance import compliance
+
+    verdicts = {name: compliance(name).verdict.value_counts() for name in ("fair-baseline", "rongcheng", "surveillance")}
+    # the rights-respecting baseline declares its safeguards and fails no principle; the others fail many
+    assert verdicts["fair-baseline"].get("fail", 0) == 0
+    assert verdicts["rongcheng"].get("fail", 0) > 5 and verdicts["surveillance"].get("fail", 0) > 5
+    gov = scorelab.load("surveillance").policy.governance
+    partner = [r for r in gov.recipients if r.kind == "company"]
+    assert partner and "score" in partner[0].fields  # the pooled database goes to the partner lender
+    assert scorelab.load("rongcheng").policy.governance.prices == {"donation": 500.0}  # money for points
