@@ -219,3 +219,38 @@ def test_presets_declare_their_data_practices_so_the_audit_can_compare_them():
     partner = [r for r in gov.recipients if r.kind == "company"]
     assert partner and "score" in partner[0].fields  # the pooled database goes to the partner lender
     assert scorelab.load("rongcheng").policy.governance.prices == {"donation": 500.0}  # money for points
+
+
+def _lowest_score(sc, grades):
+    return min(g.min if g.min is not None else -10**9 for g in sc.policy.grades if g.name in grades)
+
+
+def test_presets_carry_the_published_numbers_of_issue_3():
+    """The figures a reader checks against the sources: point values, bands, weights, thresholds."""
+    rc = scorelab.load("rongcheng")
+    pts = {r.behaviour: r.points for r in rc.policy.rules}
+    assert {b: pts[b] for b in ("traffic_violation", "contract_not_performed", "bank_arrears", "late_utility_fees",
+                                "illegal_fundraising", "destroying_public_equipment", "heroic_act")} == {
+        "traffic_violation": -5, "contract_not_performed": -20, "bank_arrears": -10, "late_utility_fees": -20,
+        "illegal_fundraising": -40, "destroying_public_equipment": -100, "heroic_act": 30}
+    assert rc.policy.start_score == 1000
+    bands = {g.name: (g.min, g.max) for g in rc.policy.grades}
+    assert bands == {"AAA": (1050, None), "AA": (1030, 1049), "A": (960, 1029), "B": (850, 959), "C": (600, 849),
+                     "D": (None, 599)}
+    cap = next(r.cap_score for r in rc.policy.rules if r.behaviour == "drunk_driving")
+    assert bands["C"][0] <= cap <= bands["C"][1] == cap  # straight to C: the top of band C
+    nb = scorelab.load("national-blacklist").policy.blacklists[0]
+    assert nb.duration_days == 730 and nb.extended_by and nb.removed_by
+    se = scorelab.load("sesame")
+    comp = se.policy.composite
+    assert (comp.low, comp.high) == (350, 950) and (se.policy.score_min, se.policy.score_max) == (350, 950)
+    assert [s.weight for s in comp.subscores] == [0.35, 0.25, 0.20, 0.15, 0.05]
+    assert comp.subscores[-1].contacts is not None
+    perks = {p.name: _lowest_score(se, p.grades) for p in se.policy.privileges}
+    assert perks == {"deposit_free_rentals": 600, "pay_later_credit": 600, "deposit_free_car_rental": 650,
+                     "visa_help": 700, "priority_services": 750}
+    nd = scorelab.load("nosedive")
+    assert {p.name: _lowest_score(nd, p.grades) for p in nd.policy.privileges} == {"housing_discount": 450}
+    refused = {r.name: set(r.grades) for r in nd.policy.restrictions}
+    top_refused = lambda name: max(g.max for g in nd.policy.grades if g.name in refused[name])
+    assert top_refused("no_housing_discount") == 449 and top_refused("no_boarding") == 419  # 4.5 and 4.2
