@@ -490,13 +490,13 @@ def _peer_mech(**peer):
     cfg = {"network": "acq", "interactions": 1.0, "start_rating": 4.0, "prior_weight": 20.0, "memory_days": 1e5,
            "behaviour_mean": 3.0, "behaviour_spread": 0.0, "noise": 0.0, "status": 0.0, "politeness": 0.0}
     cfg.update(peer)
-    sc = make(scenario={"population": 4, "days": 3}, graph={"networks": [{"name": "acq", "mean_degree": 1}]},
+    sc = make(scenario={"population": 4, "days": 40}, graph={"networks": [{"name": "acq", "mean_degree": 1}]},
               behaviours=[{"name": "public_incident", "rate": 0.0}], sensors=[], peer=cfg,
               policy={"start_score": 400, "score_min": 100, "score_max": 500,
                       "grades": [{"name": "low", "max": 449}, {"name": "prime", "min": 450}]})
     P = compile_params(sc)
     sizes, starts = np.array([2, 2]), np.array([0, 2])
-    metrics = {"points_awarded": np.zeros((3, 2), np.int64), "points_deducted": np.zeros((3, 2), np.int64)}
+    metrics = {"points_awarded": np.zeros((40, 2), np.int64), "points_deducted": np.zeros((40, 2), np.int64)}
     mech = ShardMechanisms(P, ShardSpec(0, 0, 4, 1, 1), sizes, starts, np.cumsum(sizes), metrics,
                            {k: [] for k in ("day", "citizen", "behaviour", "points", "sensor", "false")}, 1)
 
@@ -634,3 +634,18 @@ def test_bad_extension_values_in_a_file_exit_2_naming_file_and_field(preset, old
     assert res.exit_code == 2, res.output
     assert str(path) in res.output and field in res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_received_stars_fade_with_memory_days():
+    """A 5-star rating of day 0 weighs exp(-30/10) as much on day 30 as a fresh one."""
+    none = [np.empty(0, dtype=np.int64)]
+    mech, meet = _peer_mech(memory_days=10.0)
+    score = np.array([500, 500, 400, 400], dtype=np.int16)
+    mech.trait[:] = [3.0, 3.0, 5.0, 3.0]
+    meet(0, 2)
+    mech._interact(0, none, score)
+    mech.trait[2] = 1.0
+    meet(1, 2)
+    f = np.exp(-3.0)
+    expected = (80 + 25 * f + 5) / (20 + 5 * f + 5)  # 3.42; without fading it would be (80 + 30) / 30 = 3.67
+    assert _rating_of(mech, mech._interact(30, none, score), 2) == round(100 * expected)
