@@ -117,6 +117,9 @@ def test_surveillance_errs_more_for_the_groups_face_recognition_fails(tmp_path):
     # many algorithms; the issue asks for 2-100x
     assert 2 <= fa["city_minority"] / fa["city_majority"] <= 100
     assert 2 <= fa["country_minority"] / fa["country_majority"] <= 100
+    cov = cam.coverage  # camera density x (1 - false non-match rate): the minority is also missed more often
+    assert cov["city_minority"] < cov["city_majority"] and cov["country_minority"] < cov["country_majority"]
+    assert min(cov["city_majority"], cov["city_minority"]) > 2 * max(cov["country_majority"], cov["country_minority"])
     r = small("surveillance", tmp_path, population=100000, days=150, seed=5)
     m = r.metrics.groupby("group", observed=True).sum(numeric_only=True)
     size = r.manifest["group_sizes"]
