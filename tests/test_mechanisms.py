@@ -561,9 +561,10 @@ def test_contested_false_penalties_are_dropped_at_the_success_rate(tmp_path):
     assert ledger_holds(r)
 
 
-@pytest.mark.parametrize("name", ["nosedive", "sesame"])
-def test_network_presets_give_the_same_bytes_for_any_worker_count(name, tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "SHARD_SIZE", 2000)  # 3 shards, each with its own contact network
+@pytest.mark.parametrize("name", ["nosedive", "sesame", "rongcheng", "national-blacklist", "surveillance",
+                                  "fair-baseline"])
+def test_presets_give_the_same_bytes_for_any_worker_count(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SHARD_SIZE", 2000)  # 3 shards, each with its own graphs and mechanism streams
     kw = dict(population=6000, days=32, seed=7)
     a = scorelab.simulate(name, out=tmp_path / "a", workers=1, **kw)
     b = scorelab.simulate(name, out=tmp_path / "b", workers=2, **kw)
