@@ -650,3 +650,13 @@ def test_received_stars_fade_with_memory_days():
     f = np.exp(-3.0)
     expected = (80 + 25 * f + 5) / (20 + 5 * f + 5)  # 3.42; without fading it would be (80 + 30) / 30 = 3.67
     assert _rating_of(mech, mech._interact(30, none, score), 2) == round(100 * expected)
+
+
+def test_a_declared_price_must_match_the_money_a_rule_collects():
+    rule = {"behaviour": "donation", "sensor": "court", "points": 5, "money": 500.0}
+    with pytest.raises(ConfigError, match=r"governance\.prices.*500"):
+        make(behaviours=[{"name": "donation", "rate": 0.01}],
+             policy={"rules": [rule], "governance": {"prices": {"donation": 100.0}}})
+    sc = make(behaviours=[{"name": "donation", "rate": 0.01}],
+              policy={"rules": [rule], "governance": {"prices": {"donation": 500.0}}})
+    assert sc.policy.governance.prices["donation"] == 500.0

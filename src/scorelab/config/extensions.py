@@ -174,6 +174,10 @@ def check_scenario(sc: "Scenario") -> None:
             known(f"policy.rules[{i}].subscore", r.subscore, subs, "sub-score")
         if r.cap_score is not None and r.subscore is not None:
             raise ValueError(f"policy.rules[{i}]: cap_score and subscore cannot be combined")
+        price = pol.governance.prices.get(r.behaviour)
+        if r.money and price is not None and price != r.money:
+            raise ValueError(f"policy.governance.prices: {r.behaviour} = {price:g} differs from the money the rule "
+                             f"collects (policy.rules[{i}].money = {r.money:g}); give the same amount")
     for i, bl in enumerate(pol.blacklists):
         for j, name in enumerate(bl.removed_by):
             known(f"policy.blacklists[{i}].removed_by[{j}]", name, behaviours, "behaviour")
