@@ -481,3 +481,182 @@ def test_union_of_friends_and_coworkers_keeps_every_contact():
     for i in (0, 17, 999):
         got = u.indices[u.indptr[i]:u.indptr[i + 1]].tolist()
         assert got == a.indices[a.indptr[i]:a.indptr[i + 1]].tolist() + b.indices[b.indptr[i]:b.indptr[i + 1]].tolist()
+
+
+def _peer_mech(**peer):
+    """A 4-citizen peer-rating shard whose contacts, traits and scores a test sets by hand (no noise)."""
+    from scorelab.engine.graph import Network
+
+    cfg = {"network": "acq", "interactions": 1.0, "start_rating": 4.0, "prior_weight": 20.0, "memory_days": 1e5,
+           "behaviour_mean": 3.0, "behaviour_spread": 0.0, "noise": 0.0, "status": 0.0, "politeness": 0.0}
+    cfg.update(peer)
+    sc = make(scenario={"population": 4, "days": 40}, graph={"networks": [{"name": "acq", "mean_degree": 1}]},
+              behaviours=[{"name": "public_incident", "rate": 0.0}], sensors=[], peer=cfg,
+              policy={"start_score": 400, "score_min": 100, "score_max": 500,
+                      "grades": [{"name": "low", "max": 449}, {"name": "prime", "min": 450}]})
+    P = compile_params(sc)
+    sizes, starts = np.array([2, 2]), np.array([0, 2])
+    metrics = {"points_awarded": np.zeros((40, 2), np.int64), "points_deducted": np.zeros((40, 2), np.int64)}
+    mech = ShardMechanisms(P, ShardSpec(0, 0, 4, 1, 1), sizes, starts, np.cumsum(sizes), metrics,
+                           {k: [] for k in ("day", "citizen", "behaviour", "points", "sensor", "false")}, 1)
+
+    def meet(rater: int, ratee: int) -> None:  # today the only interaction: `rater` starts one with `ratee`
+        indptr = np.zeros(5, dtype=np.int64)
+        indptr[rater + 1:] = 1
+        mech.net = Network(indptr, np.array([ratee], dtype=np.int32))
+
+    return mech, meet
+
+
+def _rating_of(mech, uid_new, who):
+    uid, new = uid_new
+    return int(new[list(uid).index(who)])
+
+
+def test_a_star_counts_by_the_raters_own_rating():
+    """Citizen 2 gets 5 stars from a 5.0-rated citizen, then 1 star from a 1.0-rated one: the mean weighted
+    by the raters' ratings is (20 x 4 + 5 x 5 + 1 x 1) / (20 + 5 + 1) = 4.08, not the plain 3.91."""
+    none = [np.empty(0, dtype=np.int64)]
+    mech, meet = _peer_mech()
+    score = np.array([500, 100, 400, 400], dtype=np.int16)
+    mech.trait[:] = [3.0, 3.0, 5.0, 3.0]
+    meet(0, 2)
+    assert _rating_of(mech, mech._interact(0, none, score), 2) == round(100 * (80 + 5 * 5) / 25)
+    mech.trait[2] = 1.0
+    meet(1, 2)
+    assert _rating_of(mech, mech._interact(1, none, score), 2) == round(100 * (80 + 25 + 1) / 26)  # 408
+    # the same two stars from swapped raters: the 1 star now carries the weight
+    mech, meet = _peer_mech()
+    mech.trait[:] = [3.0, 3.0, 5.0, 3.0]
+    meet(1, 2)
+    mech._interact(0, none, score)
+    mech.trait[2] = 1.0
+    meet(0, 2)
+    assert _rating_of(mech, mech._interact(1, none, score), 2) == round(100 * (80 + 5 + 5) / 26)  # 346
+
+
+def test_stars_received_during_an_incident_weigh_factor_times_more():
+    """Only the incident's weight multiplier acts here (opinion_drop = 0): a 1 star from a 4.0-rated rater
+    during the incident weighs 4 x 3 = 12, so the rating is (80 + 12) / 32 = 2.88 instead of 3.50."""
+    mech, meet = _peer_mech(incident={"behaviour": "public_incident", "days": 2, "factor": 3.0, "opinion_drop": 0.0})
+    score = np.array([400, 400, 400, 400], dtype=np.int16)
+    mech.trait[:] = [3.0, 3.0, 1.0, 3.0]
+    meet(0, 2)
+    got = _rating_of(mech, mech._interact(0, [np.array([2])], score), 2)
+    assert got == round(100 * (80 + 12) / 32)
+    mech, meet = _peer_mech(incident={"behaviour": "public_incident", "days": 2, "factor": 3.0, "opinion_drop": 0.0})
+    mech.trait[:] = [3.0, 3.0, 1.0, 3.0]
+    meet(0, 2)
+    assert _rating_of(mech, mech._interact(0, [np.empty(0, dtype=np.int64)], score), 2) == 350  # no incident
+
+
+def test_contested_false_penalties_are_dropped_at_the_success_rate(tmp_path):
+    r = _due(tmp_path, {"notice_days": 7, "contest": 1.0, "contest_success": 0.5})
+    m = all_rows(r.metrics)
+    false_due = m.false_arrears.to_numpy()[:33].sum()  # false notices of days 0-32 come due in the run
+    assert false_due > 400  # 4000 x 33 x 0.004 = 528 expected
+    # seed 11; binomial sd of the share sqrt(0.25 / 528) = 0.022: tolerance 0.08 is over 3 sd
+    assert abs(m.contest_dropped.sum() / false_due - 0.5) < 0.08
+    assert m.wrongful_penalties.sum() == false_due - m.contest_dropped.sum()
+    assert ledger_holds(r)
+
+
+@pytest.mark.parametrize("name", ["nosedive", "sesame", "rongcheng", "national-blacklist", "surveillance",
+                                  "fair-baseline"])
+def test_presets_give_the_same_bytes_for_any_worker_count(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SHARD_SIZE", 2000)  # 3 shards, each with its own graphs and mechanism streams
+    kw = dict(population=6000, days=32, seed=7)
+    a = scorelab.simulate(name, out=tmp_path / "a", workers=1, **kw)
+    b = scorelab.simulate(name, out=tmp_path / "b", workers=2, **kw)
+    c = scorelab.simulate(name, out=tmp_path / "c", workers=1, **kw)
+    assert a.manifest["shards"] == 3
+    assert a.metrics.equals(b.metrics) and a.citizens.equals(b.citizens) and a.ledger.equals(b.ledger)
+    for f in ("metrics.parquet", "citizens.parquet", "ledger.parquet"):
+        assert (a.path / f).read_bytes() == (c.path / f).read_bytes(), f
+
+
+def test_events_move_their_sub_score(tmp_path):
+    r = _sesame(tmp_path, 0.9, "ev")
+    led, c = r.ledger, r.citizens.set_index("citizen")
+    pts = {"repay_on_time": 1, "late_repayment": -10}
+    ev = led[led.behaviour.isin(list(pts))]
+    moved = ev.behaviour.map(pts).groupby(ev.citizen).sum().reindex(c.index, fill_value=0)
+    # seed 3; starting credit sub-scores spread 5 points, events add about 3.6 points of spread: the
+    # correlation is about 0.58 (0 if events did not move the sub-score); 3,000 citizens per group
+    for g in ("urban", "rural"):
+        sel = c.group == g
+        assert np.corrcoef(moved[sel], c.subscore_credit[sel])[0, 1] > 0.4
+    assert np.corrcoef(moved, c.subscore_capacity)[0, 1] < 0.1  # and no other sub-score
+
+
+def test_a_refused_attempt_is_not_scored(tmp_path):
+    sc = make(scenario={"population": 3000, "days": 20},
+              behaviours=[{"name": "littering", "rate": 0.05}, {"name": "loan_application", "rate": 1.0}],
+              policy={"rules": [{"behaviour": "littering", "sensor": "court", "points": -60},
+                                {"behaviour": "loan_application", "sensor": "court", "points": 1}],
+                      "restrictions": [{"name": "loan_denied", "grades": ["B", "C", "D"],
+                                        "blocks": ["loan_application"]}]})
+    r = run(sc, tmp_path)
+    m, led = all_rows(r.metrics), r.ledger
+    blocked = m.blocked_loan_denied_loan_application.sum()
+    assert blocked > 0
+    assert (led.behaviour == "loan_application").sum() == m.true_loan_application.sum() - blocked
+    assert ledger_holds(r)
+
+
+def test_due_process_and_household_settings_that_could_never_act_are_config_errors():
+    x = dict(behaviours=[{"name": "x", "rate": 0.1}])
+    with pytest.raises(ConfigError, match=r"due_process\.contest.*notice_days"):
+        make(**x, policy={"due_process": {"contest": 0.5, "contest_success": 0.5}})
+    with pytest.raises(ConfigError, match=r"due_process\.appeal_days"):
+        make(**x, policy={"due_process": {"appeal": 0.5, "appeal_days": 90, "expiry_days": 60}})
+    with pytest.raises(ConfigError, match=r"graph\.households\.max_size"):
+        make(**x, graph={"households": {"mean_size": 4.0, "max_size": 3}})
+
+
+@pytest.mark.parametrize("preset,old,new,field", [
+    ("nosedive", "interactions = 0.2", "interactions = 1.5", "peer.interactions"),
+    ("sesame", 'contacts = "friends"', 'contacts = "enemies"', "policy.composite.subscores[4].contacts"),
+    ("fair-baseline", "contest_success = 0.9", "contest_success = 1.9", "policy.due_process.contest_success"),
+    ("rongcheng", 'cap_score = 849', 'cap_score = "C"', "policy.rules[1].cap_score"),
+    ("national-blacklist", 'reach = "household"', 'reach = "village"', "policy.restrictions[3].reach"),
+])
+def test_bad_extension_values_in_a_file_exit_2_naming_file_and_field(preset, old, new, field, tmp_path):
+    from typer.testing import CliRunner
+
+    from scorelab import cli
+    from scorelab.config.loader import resolve_source
+
+    text = resolve_source(preset).read_text()
+    assert text.count(old) == 1
+    path = tmp_path / f"{preset}.toml"
+    path.write_text(text.replace(old, new))
+    res = CliRunner().invoke(cli.app, ["run", str(path), "-n", "100", "-t", "2", "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert str(path) in res.output and field in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_received_stars_fade_with_memory_days():
+    """A 5-star rating of day 0 weighs exp(-30/10) as much on day 30 as a fresh one."""
+    none = [np.empty(0, dtype=np.int64)]
+    mech, meet = _peer_mech(memory_days=10.0)
+    score = np.array([500, 500, 400, 400], dtype=np.int16)
+    mech.trait[:] = [3.0, 3.0, 5.0, 3.0]
+    meet(0, 2)
+    mech._interact(0, none, score)
+    mech.trait[2] = 1.0
+    meet(1, 2)
+    f = np.exp(-3.0)
+    expected = (80 + 25 * f + 5) / (20 + 5 * f + 5)  # 3.42; without fading it would be (80 + 30) / 30 = 3.67
+    assert _rating_of(mech, mech._interact(30, none, score), 2) == round(100 * expected)
+
+
+def test_a_declared_price_must_match_the_money_a_rule_collects():
+    rule = {"behaviour": "donation", "sensor": "court", "points": 5, "money": 500.0}
+    with pytest.raises(ConfigError, match=r"governance\.prices.*500"):
+        make(behaviours=[{"name": "donation", "rate": 0.01}],
+             policy={"rules": [rule], "governance": {"prices": {"donation": 100.0}}})
+    sc = make(behaviours=[{"name": "donation", "rate": 0.01}],
+              policy={"rules": [rule], "governance": {"prices": {"donation": 500.0}}})
+    assert sc.policy.governance.prices["donation"] == 500.0

@@ -113,7 +113,13 @@ def test_surveillance_errs_more_for_the_groups_face_recognition_fails(tmp_path):
     sc = scorelab.load("surveillance")
     cam = next(s for s in sc.sensors if s.name == "cctv_face")
     fa = cam.false_attribution.rate
-    assert 2 <= fa["city_minority"] / fa["city_majority"] <= 100  # NIST IR 8280's range of differentials
+    # NIST IR 8280 (Grother, Ngan, Hanaoka 2019): false-match rates 10 to 100 times higher for some groups in
+    # many algorithms; the issue asks for 2-100x
+    assert 2 <= fa["city_minority"] / fa["city_majority"] <= 100
+    assert 2 <= fa["country_minority"] / fa["country_majority"] <= 100
+    cov = cam.coverage  # camera density x (1 - false non-match rate): the minority is also missed more often
+    assert cov["city_minority"] < cov["city_majority"] and cov["country_minority"] < cov["country_majority"]
+    assert min(cov["city_majority"], cov["city_minority"]) > 2 * max(cov["country_majority"], cov["country_minority"])
     r = small("surveillance", tmp_path, population=100000, days=150, seed=5)
     m = r.metrics.groupby("group", observed=True).sum(numeric_only=True)
     size = r.manifest["group_sizes"]
@@ -203,3 +209,51 @@ def test_scored_speech_and_face_matching_are_tagged_in_every_preset(name):
             assert "political_opinion" in tags, (name, rule.behaviour)
         if any(k in rule.sensor for k in ("camera", "face", "cctv")):
             assert "biometrics" in tags, (name, rule.behaviour)
+
+
+def test_presets_declare_their_data_practices_so_the_audit_can_compare_them():
+    from scorelab.audit.compliance import compliance
+
+    verdicts = {name: compliance(name).verdict.value_counts() for name in ("fair-baseline", "rongcheng", "surveillance")}
+    # the rights-respecting baseline declares its safeguards and fails no principle; the others fail many
+    assert verdicts["fair-baseline"].get("fail", 0) == 0
+    assert verdicts["rongcheng"].get("fail", 0) > 5 and verdicts["surveillance"].get("fail", 0) > 5
+    gov = scorelab.load("surveillance").policy.governance
+    partner = [r for r in gov.recipients if r.kind == "company"]
+    assert partner and "score" in partner[0].fields  # the pooled database goes to the partner lender
+    assert scorelab.load("rongcheng").policy.governance.prices == {"donation": 500.0}  # money for points
+
+
+def _lowest_score(sc, grades):
+    return min(g.min if g.min is not None else -10**9 for g in sc.policy.grades if g.name in grades)
+
+
+def test_presets_carry_the_published_numbers_of_issue_3():
+    """The figures a reader checks against the sources: point values, bands, weights, thresholds."""
+    rc = scorelab.load("rongcheng")
+    pts = {r.behaviour: r.points for r in rc.policy.rules}
+    assert {b: pts[b] for b in ("traffic_violation", "contract_not_performed", "bank_arrears", "late_utility_fees",
+                                "illegal_fundraising", "destroying_public_equipment", "heroic_act")} == {
+        "traffic_violation": -5, "contract_not_performed": -20, "bank_arrears": -10, "late_utility_fees": -20,
+        "illegal_fundraising": -40, "destroying_public_equipment": -100, "heroic_act": 30}
+    assert rc.policy.start_score == 1000
+    bands = {g.name: (g.min, g.max) for g in rc.policy.grades}
+    assert bands == {"AAA": (1050, None), "AA": (1030, 1049), "A": (960, 1029), "B": (850, 959), "C": (600, 849),
+                     "D": (None, 599)}
+    cap = next(r.cap_score for r in rc.policy.rules if r.behaviour == "drunk_driving")
+    assert bands["C"][0] <= cap <= bands["C"][1] == cap  # straight to C: the top of band C
+    nb = scorelab.load("national-blacklist").policy.blacklists[0]
+    assert nb.duration_days == 730 and nb.extended_by and nb.removed_by
+    se = scorelab.load("sesame")
+    comp = se.policy.composite
+    assert (comp.low, comp.high) == (350, 950) and (se.policy.score_min, se.policy.score_max) == (350, 950)
+    assert [s.weight for s in comp.subscores] == [0.35, 0.25, 0.20, 0.15, 0.05]
+    assert comp.subscores[-1].contacts is not None
+    perks = {p.name: _lowest_score(se, p.grades) for p in se.policy.privileges}
+    assert perks == {"deposit_free_rentals": 600, "pay_later_credit": 600, "deposit_free_car_rental": 650,
+                     "visa_help": 700, "priority_services": 750}
+    nd = scorelab.load("nosedive")
+    assert {p.name: _lowest_score(nd, p.grades) for p in nd.policy.privileges} == {"housing_discount": 450}
+    refused = {r.name: set(r.grades) for r in nd.policy.restrictions}
+    top_refused = lambda name: max(g.max for g in nd.policy.grades if g.name in refused[name])
+    assert top_refused("no_housing_discount") == 449 and top_refused("no_boarding") == 419  # 4.5 and 4.2

@@ -51,6 +51,16 @@ class DueProcess(_Strict):
     appeal_days: int = Field(60, ge=1, le=3650)
     expiry_days: int | None = Field(None, ge=1, le=20000, description="negative records are reversed after this")
 
+    @model_validator(mode="after")
+    def _check(self) -> "DueProcess":
+        if self.contest and not self.notice_days:
+            raise ValueError("contest: citizens contest a penalty during its notice period; set notice_days >= 1 "
+                             "(or contest = 0)")
+        if self.appeal and self.expiry_days and self.appeal_days >= self.expiry_days:
+            raise ValueError(f"appeal_days: {self.appeal_days} is not before expiry_days {self.expiry_days}, so no "
+                             "appeal would ever be decided; make appeal_days shorter or drop appeal")
+        return self
+
     @property
     def active(self) -> bool:
         return bool(self.notice_days or self.review or self.appeal or self.expiry_days)
@@ -89,6 +99,13 @@ class Composite(_Strict):
 class Households(_Strict):
     mean_size: float = Field(2.8, ge=1.0, le=20.0, description="mean household size (1 + Poisson)")
     max_size: int = Field(12, ge=1, le=255)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Households":
+        if self.max_size < self.mean_size:
+            raise ValueError(f"max_size: {self.max_size} is below mean_size {self.mean_size:g}; the mean could not "
+                             "be reached")
+        return self
 
 
 class Network(_Strict):
@@ -157,6 +174,10 @@ def check_scenario(sc: "Scenario") -> None:
             known(f"policy.rules[{i}].subscore", r.subscore, subs, "sub-score")
         if r.cap_score is not None and r.subscore is not None:
             raise ValueError(f"policy.rules[{i}]: cap_score and subscore cannot be combined")
+        price = pol.governance.prices.get(r.behaviour)
+        if r.money and price is not None and price != r.money:
+            raise ValueError(f"policy.governance.prices: {r.behaviour} = {price:g} differs from the money the rule "
+                             f"collects (policy.rules[{i}].money = {r.money:g}); give the same amount")
     for i, bl in enumerate(pol.blacklists):
         for j, name in enumerate(bl.removed_by):
             known(f"policy.blacklists[{i}].removed_by[{j}]", name, behaviours, "behaviour")
