@@ -127,6 +127,23 @@ def test_gaming_and_privacy(rr1_tables):
     assert p["unique_share[public_list]"] <= p["unique_share[all_recipients]"]
 
 
+def test_money_from_a_rule_counts_as_bought_points(tmp_path):
+    """A rule's `money` (Rongcheng's 500-yuan donation) buys points just as a governance price does: the
+    gaming table must count it, and agree with the engine's own money_collected metric."""
+    d = rr1_dict(4_000, 30)
+    d["policy"]["governance"]["prices"] = {}
+    d["response"]["gaming"] = []
+    rule = next(r for r in d["policy"]["rules"] if r["behaviour"] == "donation")
+    rule["money"] = 500.0
+    run = simulate_dict(d, tmp_path / "run", seed=2)
+    g = audit_run(run.path)["gaming"]
+    m = run.metrics
+    assert g.loc["all", "bought_behaviours"] == "donation"
+    assert g.loc["all", "points_bought"] > 0
+    for grp in ("urban", "rural", "all"):
+        assert g.loc[grp, "money_collected"] == m[m["group"] == grp]["money_collected"].sum() > 0
+
+
 def test_helpers_golden():
     assert gini(np.array([1, 1, 1, 1])) == 0.0
     assert gini(np.array([0, 0, 0, 1])) == pytest.approx(0.75)

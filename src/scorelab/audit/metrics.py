@@ -356,10 +356,19 @@ def _speech_behaviours(run: RunData) -> list[str]:
     return [b for b, s in zip(run.params.behaviours, run.params.speech) if s]
 
 
+def _prices(run: RunData) -> dict[str, float]:
+    """Money paid per observed event: governance ``prices``, else a rule's ``money`` (e.g. Rongcheng's
+    500-yuan donation), which the engine also counts in metrics' ``money_collected``."""
+    out = {r.behaviour: float(r.money) for r in run.scenario.policy.rules if getattr(r, "money", 0.0)}
+    out.update({k: float(v) for k, v in run.scenario.policy.governance.prices.items()})
+    return out
+
+
 def _bought_behaviours(run: RunData) -> list[str]:
-    """Behaviours whose points are bought, not earned: priced in governance, or the target of gaming."""
+    """Behaviours whose points are bought, not earned: priced (governance price or a rule's money), or
+    the target of gaming."""
     sc = run.scenario
-    names = set(sc.policy.governance.prices) | {g.behaviour for g in sc.response.gaming}
+    names = set(_prices(run)) | {g.behaviour for g in sc.response.gaming}
     return [b for b in run.params.behaviours if b in names and run.params.points[run.params.behaviours.index(b)] > 0]
 
 
@@ -418,7 +427,7 @@ def gaming_table(run: RunData) -> pd.DataFrame:
     """Points bought (priced or gamed behaviours) versus points earned by conduct, and money collected."""
     P = run.params
     bought = _bought_behaviours(run)
-    prices = run.scenario.policy.governance.prices
+    prices = _prices(run)
     obs = {b: _metric_sum(run, f"observed_{b}") for b in P.behaviours}
     true = {b: _metric_sum(run, f"true_{b}") for b in P.behaviours}
     wrong_rewards = _metric_sum(run, "wrongful_rewards")
