@@ -151,6 +151,8 @@ def test_helpers_golden():
     r = k_anonymity(df, ["a", "b", "nope"])
     assert r["missing"] == ["nope"] and r["min_k"] == 1 and r["classes"] == 4
     assert r["unique_share"] == pytest.approx(2 / 6)
+    none = k_anonymity(df, [])  # nothing shared: not measurable, and never reported as "0% unique"
+    assert np.isnan(none["unique_share"]) and np.isnan(none["min_k"])
 
 
 def test_summary_and_stored_files(rr1_run):

@@ -558,8 +558,14 @@ def privacy_table(run: RunData) -> pd.DataFrame:
     shared = list(dict.fromkeys(f for r in gov.recipients for f in r.fields))
     for label, fields in [("all_recipients", shared)] + [(r.name, list(r.fields)) for r in gov.recipients]:
         res = k_anonymity(run.citizens, fields)
-        rows.append((f"unique_share[{label}]", res["unique_share"], f"share of citizens unique on {', '.join(res['fields']) or 'nothing'}"
-                     + (f" (not in this run's tables: {', '.join(res['missing'])})" if res["missing"] else "")))
+        if not fields:
+            what = "no recipient is declared, so nothing is measured as shared (a published list the policy does not declare is not counted)"
+        elif not res["fields"]:
+            what = f"not measurable: the shared fields ({', '.join(res['missing'])}) are not in this run's tables"
+        else:
+            what = f"share of citizens unique on {', '.join(res['fields'])}" + (
+                f" (not in this run's tables: {', '.join(res['missing'])})" if res["missing"] else "")
+        rows.append((f"unique_share[{label}]", res["unique_share"], what))
         rows.append((f"below_k{K_ANON}_share[{label}]", res["below_k_share"], f"share in a class of fewer than {K_ANON} citizens"))
         rows.append((f"min_k[{label}]", res["min_k"], "size of the smallest class"))
     return pd.DataFrame(rows, columns=["metric", "value", "note"]).set_index("metric")
@@ -570,9 +576,9 @@ def k_anonymity(citizens: pd.DataFrame, fields: list[str]) -> dict[str, Any]:
     have = [f for f in fields if f in citizens.columns]
     missing = [f for f in fields if f not in citizens.columns]
     n = len(citizens)
-    if not have or n == 0:
-        return {"fields": have, "missing": missing, "unique_share": 0.0, "below_k_share": 0.0,
-                "min_k": float(n), "classes": 1 if n else 0}
+    if not have or n == 0:  # nothing shared that the run's tables hold: not measurable, not "safe"
+        return {"fields": have, "missing": missing, "unique_share": math.nan, "below_k_share": math.nan,
+                "min_k": math.nan, "classes": 0}
     codes = [pd.factorize(citizens[f])[0].astype(np.int64) for f in have]
     key = codes[0]
     for c in codes[1:]:
