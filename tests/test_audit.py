@@ -71,6 +71,26 @@ def test_replay_matches_the_kernels_aggregates(tmp_path):
     assert 0 < rp.restricted_days.sum() < 5_000 * 40
 
 
+def test_replay_fidelity_is_checked_and_said(rr1_run, tmp_path):
+    """RR-1's replay is exact and says so; Rongcheng's initial listings and removals leave no ledger rows,
+    so its per-citizen restriction figures are approximate, and the audit, its notes and the report say so
+    with the measured gap (seed 3, 20,000 x 120)."""
+    import scorelab
+    from scorelab.audit.metrics import replay_fidelity
+    from scorelab.audit.report import build_report
+
+    f = replay_fidelity(open_run(rr1_run.path))
+    assert f["exact"] and f["checked"] and f["restricted_days_engine"] == f["restricted_days_replay"]
+    run = scorelab.simulate("rongcheng", seed=3, out=tmp_path / "rc", population=20_000, days=120, workers=1)
+    f = replay_fidelity(open_run(run.path))
+    assert not f["exact"] and f["restricted_days_engine"] != f["restricted_days_replay"]
+    assert any("initial listings" in m for m in f["mechanisms_not_replayed"])
+    res = write_audit(run.path)
+    assert res["notes"]["replay"].startswith("APPROXIMATE") and f"{f['restricted_days_engine']:,}" in res["notes"]["replay"]
+    assert json.loads((run.path / "audit.json").read_text())["replay_fidelity"]["exact"] is False
+    assert "Read with care" in build_report(run.path).read_text(encoding="utf-8")
+
+
 def test_zero_false_attribution_means_zero_wrongful_sanctions(tmp_path):
     d = rr1_dict(5_000, 40)
     d["sensors"][0]["false_attribution"]["rate"] = 0.0

@@ -701,13 +701,79 @@ def _ci_base(col: str) -> str:
             "wrongful_restriction_days_per_citizen": "wrongful_restriction_days"}.get(col, col)
 
 
+def unreplayed_mechanisms(run: RunData) -> list[str]:
+    """Mechanisms that change restrictions or listings without a ledger row, which the replay cannot see."""
+    M = run.params.mech
+    if M is None or not M.active:
+        return []
+    out = []
+    for k, name in enumerate(run.params.bl_names):
+        if M.initial_share[k] > 0:
+            out.append(f"initial listings on {name} (drawn at the start, no ledger row)")
+        if M.removed_by[k].any():
+            out.append(f"removals from {name}")
+        if M.extended_by[k].any():
+            out.append(f"extensions of {name}")
+    if M.reach_household.any():
+        out.append("restrictions reaching household members")
+    if M.has_cap.any():
+        out.append("score caps (the appeal what-if keeps each cap's recorded points)")
+    return out
+
+
+def replay_fidelity(run: RunData) -> dict[str, Any]:
+    """How closely the per-citizen replay reproduces the engine's own totals (exact for point systems).
+
+    With every citizen kept, the replay's restricted and listed citizen-days must equal metrics.parquet's;
+    where a preset's mechanisms act without ledger rows they do not, and every per-citizen restriction
+    figure (ever restricted, FPR/FNR, days restricted, wrongful restriction) is then approximate.
+    """
+    out: dict[str, Any] = {"mechanisms_not_replayed": unreplayed_mechanisms(run), "checked": False}
+    if len(run.citizens) == 0:
+        return out
+    rp = run.replay
+    c = run.citizens
+    out["final_score_agrees"] = float((rp.final_score == c["score"].to_numpy()).mean())
+    out["final_restricted_agrees"] = float((rp.final_restricted == c["restricted"].to_numpy(dtype=bool)).mean())
+    if len(c) == int(run.manifest["population"]):
+        m = run.metrics
+        a = m[m["group"].astype(str) == "all"]
+        out["checked"] = True
+        out["restricted_days_engine"] = int(round(float((a["restricted_share"] * a["population"]).sum())))
+        out["restricted_days_replay"] = int(rp.restricted_days.sum())
+        for k, name in enumerate(run.params.bl_names):
+            if f"listed_{name}" in a.columns:
+                out[f"listed_days_engine[{name}]"] = int(a[f"listed_{name}"].sum())
+                out[f"listed_days_replay[{name}]"] = int(rp.listed_days[:, k].sum())
+    exact = out["final_score_agrees"] == 1.0 and out["final_restricted_agrees"] == 1.0 and (
+        not out["checked"] or (out["restricted_days_engine"] == out["restricted_days_replay"] and all(
+            out[k] == out[k.replace("engine", "replay")] for k in out if k.startswith("listed_days_engine"))))
+    out["exact"] = bool(exact) and not out["mechanisms_not_replayed"]
+    return out
+
+
+def _fidelity_note(f: dict[str, Any]) -> str:
+    if f.get("exact"):
+        return "exact: the replay reproduces the engine's restricted and listed citizen-days and final states"
+    parts = ["APPROXIMATE: per-citizen restriction figures (ever restricted, days restricted, FPR/FNR, wrongful "
+             "restriction, explain's history) are rebuilt from the ledger"]
+    if f.get("mechanisms_not_replayed"):
+        parts.append("which does not record " + "; ".join(f["mechanisms_not_replayed"]))
+    if f.get("checked"):
+        parts.append(f"restricted citizen-days: replay {f['restricted_days_replay']:,} vs engine "
+                     f"{f['restricted_days_engine']:,}")
+    if "final_restricted_agrees" in f:
+        parts.append(f"final restriction state agrees for {f['final_restricted_agrees']:.2%} of kept citizens")
+    return "; ".join(parts) + ". The group shares over time (metrics.parquet) are the engine's own and exact"
+
+
 def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     cf = counterfactual(run)
     kept = (f"per-citizen figures use {run.kept_note}" if len(run.citizens) else
             "this run kept no per-citizen detail (--ledger none): ever-restricted shares, errors against ground truth, "
             "wrongful sanctions, inequality, transitions and privacy need a run with --ledger all or a sample size; "
             "disparate impact here compares the groups' mean restricted shares")
-    return {
+    out = {
         "population": f"{run.manifest['population']:,} citizens, {run.params.days} days, seed {run.seed}",
         "kept": kept,
         "intervals": (f"95% percentile bootstrap over the kept citizens, stratified by group, {BOOTSTRAP} resamples, "
@@ -723,6 +789,9 @@ def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
         "disparate_impact": (f"{'ever-restricted' if len(run.citizens) else 'mean restricted'} share of each group over that of the least restricted group "
                              f"({tables['sanctions']['reference_group'].iloc[0]}); flagged outside {DI_LOW}-{DI_HIGH}"),
     }
+    if len(run.citizens):
+        out["replay"] = _fidelity_note(replay_fidelity(run))
+    return out
 
 
 def write_audit(run_dir: str | Path | RunData, **options: Any) -> dict[str, Any]:
@@ -738,7 +807,7 @@ def write_audit(run_dir: str | Path | RunData, **options: Any) -> dict[str, Any]
     _atomic(run.path / "audit.parquet", lambda p: write_parquet(pa.Table.from_pandas(long, preserve_index=False), p))
     curve = tables["chilling_curve"]
     _atomic(run.path / "chilling.parquet", lambda p: write_parquet(pa.Table.from_pandas(curve, preserve_index=False), p))
-    doc = {"summary": _clean(summary), "notes": note,
+    doc = {"summary": _clean(summary), "notes": note, "replay_fidelity": _clean(replay_fidelity(run)),
            "tables": {k: _records(v) for k, v in tables.items() if k != "chilling_curve"}}
     _atomic(run.path / "audit.json", lambda p: p.write_text(json.dumps(doc, indent=1, default=str) + "\n"))
     return {"run": run, "tables": tables, "summary": summary, "notes": note}

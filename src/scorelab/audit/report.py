@@ -268,6 +268,7 @@ tr.fail td.v{background:#d62728;color:#fff;font-weight:bold} tr.warn td.v{backgr
 tr.pass td.v{background:#2ca02c;color:#fff;font-weight:bold} .ev{color:#555;font-size:.9em;margin-top:.3em}
 blockquote{margin:.3em 0;font-style:italic;color:#333} .kpi{display:inline-block;border:1px solid #ddd;border-radius:6px;padding:.5em .8em;margin:.3em}
 .kpi b{display:block;font-size:1.4em}
+.warnbox{background:#fff4d6;border-left:4px solid #ffbf47;padding:.5em .8em;font-size:.9em}
 """
 
 
@@ -317,6 +318,8 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
                          "false_negative_rate": ("false_negative_ci_low", "false_negative_ci_high"),
                          "innocent_among_restricted": ("innocent_among_restricted_ci_low", "innocent_among_restricted_ci_high")}))
     p.add(f"<p class='note'>{e(notes['disparate_impact'])}. {e(notes['ground_truth'])}. Intervals: {e(notes['intervals'])}.</p>")
+    if notes.get("replay", "").startswith("APPROXIMATE"):
+        p.add(f"<p class='warnbox'><b>Read with care.</b> {e(notes['replay'])}.</p>")
 
     p.add("<h2>Wrongful penalties and sanctions</h2>")
     p.figure(fig_lines(run, "wrongful_penalties", "False attributions scored, cumulative per 1,000 citizens",
