@@ -91,6 +91,22 @@ def test_replay_fidelity_is_checked_and_said(rr1_run, tmp_path):
     assert "Read with care" in build_report(run.path).read_text(encoding="utf-8")
 
 
+def test_wrongful_replay_recomputes_score_caps(tmp_path):
+    """Without its false attributions a capped citizen's history is capped again from the new score: every
+    golden citizen drives drunk daily (cap 850) and is falsely penalised daily (-100). Appealed, each stays
+    at 850 (recorded cap points kept fixed would give 950). Grades: OK >= 800, so the 4 LOW days are all
+    wrongful."""
+    d = golden_dict()
+    d["behaviours"].append({"name": "drunk", "rate": 1.0})
+    d["policy"]["rules"].append({"behaviour": "drunk", "sensor": "web", "points": 0, "cap_score": 850})
+    run = simulate_dict(d, tmp_path / "run")
+    r = open_run(run.path)
+    assert (r.replay.final_score == 450).all()
+    assert (r.replay_without_false.final_score == 850).all()
+    w = audit_run(r)["wrongful"].loc["all"]
+    assert w["wrongly_restricted"] == 10 and w["wrongful_restriction_days"] == 40
+
+
 def test_zero_false_attribution_means_zero_wrongful_sanctions(tmp_path):
     d = rr1_dict(5_000, 40)
     d["sensors"][0]["false_attribution"]["rate"] = 0.0

@@ -88,7 +88,11 @@ class RunData:
         sen = led["sensor"]
         real_sensor = np.array([c != "none" for c in sen.cat.categories], dtype=bool)
         scode = sen.cat.codes.to_numpy().astype(np.int64)
+        is_cap = np.array([str(c).endswith(":cap") for c in names], dtype=bool)
+        is_range = np.array([str(c) == "score_range" for c in names], dtype=bool)
         return {
+            "cap_row": is_cap[code] if len(code) else np.zeros(0, dtype=bool),
+            "range_row": is_range[code] if len(code) else np.zeros(0, dtype=bool),
             "pos": np.searchsorted(ids, led["citizen"].to_numpy()),
             "day": led["day"].to_numpy().astype(np.int64),
             "points": led["points"].to_numpy().astype(np.int64),
@@ -110,11 +114,50 @@ class RunData:
 
     @cached_property
     def replay_without_false(self) -> Replay:
-        """The same histories with every false attribution removed (as if each had been appealed)."""
+        """The same histories with every false attribution removed (as if each had been appealed).
+
+        Rows whose points depend on the score at the time are recomputed from the new history: a rule's
+        score cap (``<behaviour>:cap``; every observed event of a capped behaviour caps the score at the
+        end of its day, whether or not the recorded history needed it) and the score range
+        (``score_range``: clipped again where the recorded history was clipped)."""
         a = self.ledger_arrays
-        keep = ~a["false"]
-        return replay(self.params, len(self.citizens), a["pos"][keep], a["day"][keep], a["points"][keep],
-                      a["behaviour"][keep])
+        P = self.params
+        keep = ~a["false"] & ~a["cap_row"]
+        pos, day, pts, beh = a["pos"][keep], a["day"][keep], a["points"][keep], a["behaviour"][keep]
+        rng_row = a["range_row"][keep]
+        M = P.mech if P.mech is not None and P.mech.active else None
+        has_cap = np.append(M.has_cap, False) if M is not None else np.zeros(P.n_behaviours + 1, dtype=bool)
+        if not has_cap.any() and not rng_row.any():
+            return replay(P, len(self.citizens), pos, day, pts, beh)
+        capped = has_cap[beh]
+        cap_val = np.full(len(pos) + int(capped.sum()), np.iinfo(np.int64).max, dtype=np.int64)
+        if capped.any():
+            cap_val[len(pos):] = np.append(M.cap, 0)[beh[capped]]
+        # a cap row after each capped event, ordered after every row of its day
+        pos = np.concatenate([pos, pos[capped]])
+        day = np.concatenate([day, day[capped]])
+        pts = np.concatenate([pts, np.zeros(int(capped.sum()), dtype=np.int64)])
+        rng_row = np.concatenate([rng_row, np.zeros(int(capped.sum()), dtype=bool)])
+        late = np.concatenate([np.zeros(len(beh), dtype=np.int64), np.ones(int(capped.sum()), dtype=np.int64)])
+        beh = np.concatenate([beh, np.full(int(capped.sum()), P.n_behaviours, dtype=np.int64)])
+        order = np.lexsort((late, day, pos))
+        pos, day, pts, beh, rng_row, cap_val = pos[order], day[order], pts[order], beh[order], rng_row[order], cap_val[order]
+        dep = (cap_val < np.iinfo(np.int64).max) | rng_row
+        # the k-th score-dependent row of every citizen in round k: earlier rows are final by then
+        seg0 = np.ones(len(pos), dtype=bool)
+        seg0[1:] = pos[1:] != pos[:-1]
+        rank = np.cumsum(dep) - np.maximum.accumulate(np.where(seg0, np.cumsum(dep) - dep, 0))
+        pts = np.where(dep, 0, pts)
+        lo = P.score_min if P.score_min is not None else np.iinfo(np.int64).min
+        hi = P.score_max if P.score_max is not None else np.iinfo(np.int64).max
+        for k in range(1, int(rank[dep].max(initial=0)) + 1):
+            cs = np.cumsum(pts)
+            head = np.maximum.accumulate(np.where(seg0, np.arange(len(pos)), 0))
+            before = P.start_score + cs - (cs - pts)[head] - pts  # the score just before each row
+            at = dep & (rank == k)
+            new = np.where(rng_row[at], np.clip(before[at], lo, hi), np.minimum(before[at], cap_val[at]))
+            pts[at] = new - before[at]
+        return replay(P, len(self.citizens), pos, day, pts, beh)
 
     @property
     def kept_note(self) -> str:
@@ -716,8 +759,6 @@ def unreplayed_mechanisms(run: RunData) -> list[str]:
             out.append(f"extensions of {name}")
     if M.reach_household.any():
         out.append("restrictions reaching household members")
-    if M.has_cap.any():
-        out.append("score caps (the appeal what-if keeps each cap's recorded points)")
     return out
 
 
