@@ -808,6 +808,16 @@ def _fidelity_note(f: dict[str, Any]) -> str:
     return "; ".join(parts) + ". The group shares over time (metrics.parquet) are the engine's own and exact"
 
 
+def _speech_caveat(run: RunData) -> str:
+    P = run.params
+    sp = [b for b, s, pts in zip(P.behaviours, P.speech, P.points) if s and pts < 0]
+    if not sp:
+        return ""
+    return (f". Caution: this policy penalises speech ({', '.join(sp)}), so a citizen whose only 'misconduct' "
+            "was speaking counts as guilty here: the false-positive rate and the share of innocents among the "
+            "restricted are lower bounds of restriction without real wrongdoing")
+
+
 def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     cf = counterfactual(run)
     kept = (f"per-citizen figures use {run.kept_note}" if len(run.citizens) else
@@ -819,8 +829,8 @@ def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
         "kept": kept,
         "intervals": (f"95% percentile bootstrap over the kept citizens, stratified by group, {BOOTSTRAP} resamples, "
                       f"seeded with the run's seed ({run.seed})"),
-        "ground_truth": ("true misconduct = at least one true event of a negative-points behaviour (the policy's own "
-                         "definition, which may include speech); restricted = restricted on at least one day"),
+        "ground_truth": ("true misconduct = at least one true event of a behaviour the policy penalises (its own "
+                         "definition); restricted = restricted on at least one day" + _speech_caveat(run)),
         "wrongful": ("wrongful effects compare each citizen's replayed history with the same history without its false "
                      "attributions, holding the citizen's other recorded events fixed (first order: it ignores that a "
                      "false penalty also deters later behaviour)"),

@@ -371,6 +371,10 @@ def _per_citizen_sections(p: Page, run: RunData, t: dict[str, pd.DataFrame], not
                                        ("stuck_in_bottom_share", "of those, still there at the end"),
                                        ("contacts_of_restricted_share", "free citizens with a restricted contact")],
                      pct={"bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "contacts_of_restricted_share"}))
+    p.add("<p class='note'>Gini is computed on the final scores measured from 0 (or from the lowest possible score "
+          "when scores can be negative). When everyone starts high (say 1000 points) and loses or gains tens of "
+          "points, the Gini is close to 0 even for citizens whose lives the grades changed: read it with the "
+          "p10-p90 spread and the bottom-grade shares beside it.</p>")
     p.add(f"<p class='note'>Spill-over: {e(notes['spillover'])}.</p>")
 
     p.add("<h2>Privacy exposure</h2>")
