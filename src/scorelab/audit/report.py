@@ -363,7 +363,11 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
 def _per_citizen_sections(p: Page, run: RunData, t: dict[str, pd.DataFrame], notes: dict[str, str]) -> None:
     p.add("<h2>Inequality and mobility</h2>")
     if len(t["transitions"].columns):
-        p.figure(fig_transitions(run, t), "Rows: grade before; columns: grade after (kept citizens).")
+        starts = t["transitions"].sum(axis=1)
+        only = [str(g) for g, v in starts.items() if v > 0]
+        first = (f" Every citizen starts in grade {e(only[0])}, so the left matrix has one row: where they ended."
+                 if len(only) == 1 else "")
+        p.figure(fig_transitions(run, t), "Rows: grade before; columns: grade after (kept citizens)." + first)
     p.add(html_table(t["inequality"], [("gini", "Gini of scores"), ("score_p10", "p10"), ("score_p50", "median"),
                                        ("score_p90", "p90"), ("bottom_grades", "bottom grades"),
                                        ("bottom_share_final", "in bottom grades at the end"),
