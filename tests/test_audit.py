@@ -215,6 +215,22 @@ def test_cli_audit(rr1_run, tmp_path):
     assert r.exit_code == 2 and "no such run directory" in r.output
     r = CliRunner().invoke(app, ["audit", str(rr1_run.path), "--counterfactual", "maybe"])
     assert r.exit_code == 2 and "fast or full" in r.output
+    # a damaged manifest: a clear error naming file and field, exit 2, nothing written
+    bad = tmp_path / "damaged"
+    bad.mkdir()
+    for t in ("metrics", "citizens", "ledger"):
+        (bad / f"{t}.parquet").write_bytes((rr1_run.path / f"{t}.parquet").read_bytes())
+    m = json.loads((rr1_run.path / "run.json").read_text())
+    m["scenario"]["policy"]["rules"][0]["points"] = "lots"
+    (bad / "run.json").write_text(json.dumps(m))
+    for cmd in (["audit", str(bad)], ["report", str(bad)], ["explain", str(bad), "--citizen", "1"]):
+        r = CliRunner().invoke(app, cmd)
+        assert r.exit_code == 2 and "run.json" in r.output and "scenario.policy.rules.0.points" in r.output, r.output
+        assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit)
+    (bad / "run.json").write_text("{}")
+    r = CliRunner().invoke(app, ["audit", str(bad)])
+    assert r.exit_code == 2 and "not a scorelab run manifest" in r.output
+    assert sorted(p.name for p in bad.iterdir()) == ["citizens.parquet", "ledger.parquet", "metrics.parquet", "run.json"]
 
 
 def test_runs_without_detail_get_the_aggregate_audit(tmp_path):

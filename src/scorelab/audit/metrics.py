@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from ..config.loader import ConfigError
 from ..config.models import Scenario
@@ -179,7 +180,17 @@ def open_run(run_dir: str | Path) -> RunData:
     for t in ("metrics", "citizens", "ledger"):
         if not (path / f"{t}.parquet").is_file():
             raise ConfigError(str(path), None, f"not a complete run directory: {t}.parquet is missing")
-    sc = Scenario.model_validate(manifest["scenario"])
+    missing = [k for k in ("scenario", "population", "group_sizes") if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise ConfigError(str(path / "run.json"), missing[0], "not a scorelab run manifest: this key is missing")
+    try:
+        sc = Scenario.model_validate(manifest["scenario"])
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        raise ConfigError(str(path / "run.json"), f"scenario.{where}" if where else "scenario",
+                          f"the stored scenario is not valid for this scorelab ({first.get('msg')}; "
+                          f"{e.error_count()} problem(s)): was the run made by another version, or edited?") from None
     return RunData(path, manifest, sc, compile_params(sc))
 
 
