@@ -152,6 +152,30 @@ def test_sanctions_disparity_and_intervals(rr1_tables):
     assert s.loc["all", "false_positive_rate"] == 0.0
 
 
+def test_error_rates_follow_their_definitions_and_intervals_their_width(rr1_run, rr1_tables):
+    """Recomputed from the per-citizen replay and ground truth: FPR = restricted among the innocent, FNR =
+    never restricted among the guilty, and innocent-among-restricted (a different denominator). Each
+    bootstrap interval must be about as wide as the binomial normal interval 2 x 1.96 sqrt(p(1-p)/n)
+    (tolerance 30%: 1,000 resamples, seed = the run's); an interval that did not resample would be 0 wide."""
+    r = open_run(rr1_run.path)
+    ever = r.replay.restricted_days > 0
+    guilty = r.citizens["true_misconduct"].to_numpy() > 0
+    s = rr1_tables["sanctions"]
+    for name in ("urban", "rural", "all"):
+        m = np.ones(len(ever), bool) if name == "all" else (r.citizens["group"].astype(str) == name).to_numpy()
+        innocent, bad = m & ~guilty, m & guilty
+        assert s.loc[name, "false_positive_rate"] == pytest.approx(ever[innocent].mean())
+        assert s.loc[name, "false_negative_rate"] == pytest.approx((~ever[bad]).mean())
+        assert s.loc[name, "ever_restricted_share"] == pytest.approx(ever[m].mean())
+        for col, lo, hi, n in (("ever_restricted_share", "ever_restricted_ci_low", "ever_restricted_ci_high", m.sum()),
+                               ("false_negative_rate", "false_negative_ci_low", "false_negative_ci_high", bad.sum())):
+            p = s.loc[name, col]
+            width = 2 * 1.96 * np.sqrt(p * (1 - p) / n)
+            assert s.loc[name, hi] - s.loc[name, lo] == pytest.approx(width, rel=0.3), (name, col)
+    # the share of innocents among the restricted is another quantity (here 0: only defaulters are restricted)
+    assert s.loc["all", "innocent_among_restricted"] == pytest.approx((~guilty[ever]).mean())
+
+
 def test_gaming_and_privacy(rr1_tables):
     g = rr1_tables["gaming"].loc["all"]
     assert g["bought_behaviours"] == "donation"
