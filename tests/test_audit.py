@@ -50,6 +50,23 @@ def test_golden_run_hand_computed(golden_run):
     assert t["chilling"].loc["all", "speech_fall"] == 0  # speech has rate 0 and 0 points
 
 
+def test_disparate_impact_when_the_reference_group_is_never_restricted(tmp_path):
+    """The camera names only group `b`: `a` is never restricted, so b's disparate impact is the largest
+    possible (infinite) and flagged, not a missing value that slips past the 0.8-1.25 check."""
+    d = golden_dict()
+    d["scenario"]["population"] = 40
+    d["groups"] = [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.5}]
+    d["sensors"][0]["false_attribution"]["rate"] = {"a": 0.0, "b": 1.0}
+    run = simulate_dict(d, tmp_path / "run")
+    s = audit_run(run.path)["sanctions"]
+    assert s.loc["a", "ever_restricted_share"] == 0 and s.loc["b", "ever_restricted_share"] == 1
+    assert s.loc["b", "disparate_impact"] == np.inf and bool(s.loc["b", "disparate_impact_flag"])
+    assert s.loc["a", "disparate_impact"] == 1 and not bool(s.loc["a", "disparate_impact_flag"])
+    assert audit_summary(run.path)["disparate_impact_flag[b]"] == 1.0
+    r = CliRunner().invoke(app, ["audit", str(run.path)])
+    assert r.exit_code == 0 and "∞" in r.output
+
+
 def test_replay_matches_the_kernels_aggregates(tmp_path):
     """Short listings (they expire inside the run) and grade restrictions: the per-citizen replay must
     reproduce metrics.parquet's restricted citizen-days and citizens.parquet's final state exactly."""

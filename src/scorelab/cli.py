@@ -209,6 +209,8 @@ def _rich_table(title: str, df, index: str = "group", pct: tuple[str, ...] = (),
                 cells.append(escape(v))
             elif isinstance(v, bool) or type(v).__name__ == "bool_":
                 cells.append("yes" if v else "no")
+            elif isinstance(v, float) and math.isinf(v):
+                cells.append("∞" if v > 0 else "-∞")
             elif v is None or (isinstance(v, float) and not math.isfinite(v)):
                 cells.append("-")
             else:

@@ -229,6 +229,20 @@ def _ci(draws: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _di(a, b):
+    """Disparate impact a / b of restriction rates: +inf when only the reference group is never restricted
+    (the largest disparity, not a missing value), 1 when neither group is."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(b > 0, a / np.where(b > 0, b, 1), np.where(a > 0, np.inf, np.where(a == 0, 1.0, np.nan)))
+    return out
+
+
+def _di_flag(v: float) -> bool:
+    return bool(not np.isnan(v) and (v < DI_LOW or v > DI_HIGH))
+
+
 def _ratio(a, b):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(np.asarray(b) > 0, np.asarray(a, dtype=np.float64) / np.where(np.asarray(b) > 0, b, 1), np.nan)
@@ -320,18 +334,20 @@ def sanctions_table(run: RunData) -> pd.DataFrame:
     rates = df.loc[groups, "ever_restricted_share"]
     ref = rates.idxmin() if rates.notna().any() else groups[0]
     df["reference_group"] = ref
-    di = _ratio(df["ever_restricted_share"].to_numpy(), df.loc[ref, "ever_restricted_share"])
+    di = _di(df["ever_restricted_share"].to_numpy(), df.loc[ref, "ever_restricted_share"])
     df["disparate_impact"] = di
     for name in df.index:
-        d = _ratio(draws[name], draws[ref])
-        lo, hi = _ci(d) if name != ref else (1.0, 1.0)
+        d = _di(draws[name], draws[ref])
+        d = d[~np.isnan(d)]  # +inf draws (a resample without restricted reference citizens) are kept
+        lo, hi = (1.0, 1.0) if name == ref else ((math.nan, math.nan) if len(d) == 0 else
+                                                  tuple(float(x) for x in np.quantile(d, [0.025, 0.975], method="inverted_cdf")))
         df.loc[name, "disparate_impact_ci_low"] = lo
         df.loc[name, "disparate_impact_ci_high"] = hi
     tshare = df.loc[groups, "restricted_mean_share"]
     tref = tshare.idxmin()
-    df["disparate_impact_time"] = _ratio(df["restricted_mean_share"].to_numpy(), df.loc[tref, "restricted_mean_share"])
+    df["disparate_impact_time"] = _di(df["restricted_mean_share"].to_numpy(), df.loc[tref, "restricted_mean_share"])
     df["disparate_impact_flag"] = [
-        (name != "all") and bool(np.isfinite(v) and (v < DI_LOW or v > DI_HIGH)) for name, v in zip(df.index, df["disparate_impact"])
+        (name != "all") and _di_flag(v) for name, v in zip(df.index, df["disparate_impact"])
     ]
     df.loc["all", ["disparate_impact", "disparate_impact_ci_low", "disparate_impact_ci_high", "disparate_impact_time"]] = np.nan
     return df
@@ -350,13 +366,13 @@ def sanctions_aggregate(run: RunData) -> pd.DataFrame:
     ref = mean_share[groups].idxmin()
     rows = []
     for name in groups + ["all"]:
-        di = _ratio(mean_share[name], mean_share[ref]) if name != "all" else np.nan
+        di = float(_di(mean_share[name], mean_share[ref])) if name != "all" else np.nan
         rows.append({"group": name,
                      "citizens": int(run.manifest["population"] if name == "all" else run.manifest["group_sizes"].get(name, 0)),
                      "kept": 0, "restricted_final_share": float(last.loc[name, "restricted_share"]),
                      "restricted_mean_share": float(mean_share[name]), "reference_group": ref,
                      "disparate_impact": float(di), "disparate_impact_time": float(di),
-                     "disparate_impact_flag": bool(name != "all" and np.isfinite(di) and (di < DI_LOW or di > DI_HIGH))})
+                     "disparate_impact_flag": bool(name != "all" and _di_flag(di))})
     return pd.DataFrame(rows).set_index("group")
 
 
@@ -674,6 +690,7 @@ def audit_run(run_dir: str | Path | RunData, **options: Any) -> dict[str, pd.Dat
 
 SUMMARY_COLUMNS = {
     "sanctions": ["restricted_final_share", "restricted_mean_share", "ever_restricted_share", "disparate_impact",
+                  "disparate_impact_flag",
                   "restricted_days_mean", "false_positive_rate", "false_negative_rate", "innocent_among_restricted"],
     "wrongful": ["falsely_attributed_share", "wrongly_restricted", "wrongly_restricted_share",
                  "wrongful_restriction_days", "grade_changed", "listing_changed"],

@@ -38,6 +38,8 @@ def _num(v: Any, pct: bool = False, digits: int = 3) -> str:
         f = float(v)
     except (TypeError, ValueError):
         return e(v)
+    if math.isinf(f):
+        return "∞" if f > 0 else "−∞"
     if not math.isfinite(f):
         return "–"
     if pct:
