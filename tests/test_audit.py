@@ -155,6 +155,22 @@ def test_fast_counterfactual_equals_full_resimulation():
     np.testing.assert_array_equal(fast["events"].to_numpy(), full["events"].to_numpy())
 
 
+@pytest.mark.parametrize("preset", ["rongcheng", "surveillance"])
+def test_full_counterfactual_of_presets_with_mechanisms(preset):
+    """The neutral scenario of a preset whose behaviours require a blacklist (Rongcheng's debt repayment)
+    must validate (it raised a pydantic error), and its speech must equal the fast counterfactual's."""
+    import scorelab
+    from scorelab.engine.params import compile_params
+
+    sc = scorelab.load(preset, population=4_000, days=20)
+    P = compile_params(sc)
+    speech = [b for b, s in zip(P.behaviours, P.speech) if s]
+    fast = counterfactual_events(sc, 5, speech, mode="fast")["table"]
+    full = counterfactual_events(sc, 5, speech, mode="full")["table"]
+    assert fast["events"].sum() > 0
+    np.testing.assert_array_equal(fast["events"].to_numpy(), full["events"].to_numpy())
+
+
 def test_sanctions_disparity_and_intervals(rr1_tables):
     s = rr1_tables["sanctions"]
     ref = s["reference_group"].iloc[0]
