@@ -72,7 +72,9 @@ DESCRIPTIONS = {
 }
 
 HEADLINE = ["final_mean_score", "final_restricted_share", "penalties", "wrongful_penalties", "criticism",
-            "share_wrongfully_penalised"]
+            "share_wrongfully_penalised",
+            # the audit's: who is restricted more, who without misconduct, who by error alone, what speech is lost
+            "disparate_impact", "false_positive_rate", "wrongful_sanctioned_share", "speech_fall"]
 
 
 def run_summary(run_dir: str | Path) -> dict[str, float]:
