@@ -99,3 +99,13 @@ def test_listing_history_follows_removals(tmp_path):
         assert listed_at_end == bool(c.loc[cid, "blacklisted_until"] > 199), cid
         removed += int(not listed_at_end)
     assert removed > 0 and len(both) > 0
+    # listed from before the run (initial listing, no ledger row): the explanation says it is incomplete
+    initial = [cid for cid in c.index[c["blacklisted_until"] > 199]
+               if cid not in set(led.loc[beh == "judgment_default", "citizen"])][:3]
+    assert initial
+    for cid in initial:
+        x = explain_citizen(run.path, int(cid))
+        assert any("initial listing" in cv for cv in x["caveats"]), cid
+    r = CliRunner().invoke(app, ["explain", str(run.path), "--citizen", str(initial[0])])
+    assert r.exit_code == 0 and "Caution" in r.output and "initial listing" in r.output.replace("\n", " ")
+    assert explain_citizen(run.path, int(sorted(both)[0]))["caveats"] == []

@@ -173,14 +173,28 @@ def explain_citizen(run_dir: str | Path | RunData, citizen: int) -> dict[str, An
         diffs.append(f"restricted days {appeal['restricted_days']} -> {appeal['restricted_days_if_appealed']}")
         appeal["summary"] = "; ".join(diffs) + " (holding the citizen's other recorded events fixed)"
 
+    # the engine's own final state, against what the ledger explains (mechanisms without ledger rows:
+    # initial listings, restrictions reaching household members)
+    caveats = []
+    if bool(info["restricted"]) != bool(any_r[-1]):
+        caveats.append(f"the engine recorded this citizen as {'restricted' if info['restricted'] else 'not restricted'} "
+                       f"at the end, but the ledger explains {'no' if info['restricted'] else 'a'} restriction: "
+                       "a mechanism without ledger rows (an initial listing from before the run, or a restriction "
+                       "reaching the household) is involved, and the history above is incomplete")
+    until = int(info.get("blacklisted_until", -1)) if "blacklisted_until" in info.index else -1
+    explained_end = max((int(u[-1]) for u in states["listed_until"]), default=-1)
+    if until > P.days - 1 and explained_end <= P.days - 1:
+        caveats.append(f"listed at the end of the run (until day {until}) with no listing event in the ledger: "
+                       "an initial listing from before the run")
     profile = {"citizen": int(citizen), "group": str(info["group"]), "start_score": P.start_score,
                "final_score": int(info["score"]), "final_grade": str(info["grade"]), "restricted_at_end": bool(info["restricted"]),
                "true_misconduct_events": int(info["true_misconduct"]),
-               "recorded_events": len(rows), "false_attributions": n_false}
+               "recorded_events": len(rows), "recorded_penalties": int((rows["points"] < 0).sum()),
+               "false_attributions": n_false}
     for col in info.index:
         if col.startswith("propensity_"):
             profile[col] = float(info[col])
     return {"profile": profile, "events": events, "grade_history": grade_history,
             "listings": pd.DataFrame(listings, columns=["blacklist", "from_day", "to_day", "days", "listed_until", "beyond_run"]),
             "sanctions": pd.DataFrame(sanctions, columns=["restriction", "from_day", "to_day", "days", "reason"]),
-            "appeal": appeal, "days": P.days}
+            "appeal": appeal, "days": P.days, "caveats": caveats}
