@@ -289,7 +289,7 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
     verdicts = comp["verdict"].value_counts()
     kpis = [("citizens", f"{run.manifest['population']:,}"), ("days", str(run.params.days)),
             ("restricted at the end", _num(summ.get("restricted_share[all]"), pct=True)),
-            ("restricted without misconduct", _num(summ.get("innocent_among_restricted[all]"), pct=True)),
+            ("of the restricted had no true misconduct", _num(summ.get("innocent_among_restricted[all]"), pct=True)),
             ("wrongly restricted (kept citizens)", _num(summ.get("wrongful_sanctioned[all]"))),
             ("speech lost to the policy", _num(summ.get("speech_fall_share[all]"), pct=True)),
             ("principles failed", f"{verdicts.get('fail', 0)} of {len(comp)}")]
