@@ -81,12 +81,26 @@ def scenario_words(run: RunData) -> str:
     out = [f"<p><b>{e(sc.scenario.name)}</b>: {e(sc.scenario.description)}</p>",
            f"<p>{m['population']:,} synthetic citizens in groups {groups}, simulated for {m['days']} days with seed "
            f"{m['seed']}. Per-citizen detail kept for {e(run.kept_note)}.</p>",
-           f"<p>Policy <b>{e(pol.name)}</b>: {e(pol.description)} Everyone starts at {pol.start_score} points.</p>"]
+           f"<p>Policy <b>{e(pol.name)}</b>: {e(pol.description)}"
+           + ("" if f"starts at {pol.start_score}" in (pol.description or "") else f" Everyone starts at {pol.start_score} points.")
+           + "</p>"]
+
+    def also(r) -> str:
+        bits = []
+        if getattr(r, "cap_score", None) is not None:
+            bits.append(f"score capped at {r.cap_score}")
+        if getattr(r, "money", 0.0):
+            bits.append(f"costs the citizen {r.money:,.0f} (money collected)")
+        price = sc.policy.governance.prices.get(r.behaviour)
+        if price:
+            bits.append(f"price {price:,.0f}")
+        return e("; ".join(bits))
+
     rows = "".join(
-        f"<tr><td>{e(r.behaviour)}</td><td>{r.points:+d}</td><td>{e(r.sensor)}</td>"
+        f"<tr><td>{e(r.behaviour)}</td><td>{r.points:+d}</td><td>{also(r)}</td><td>{e(r.sensor)}</td>"
         f"<td>{e(', '.join(s.value for s in r.sensitive))}</td><td>{e(sc.policy.governance.contexts.get(r.behaviour, ''))}</td></tr>"
         for r in pol.rules)
-    out.append("<table class='t'><tr><th>rule (behaviour)</th><th>points</th><th>sensor</th><th>sensitive</th>"
+    out.append("<table class='t'><tr><th>rule (behaviour)</th><th>points</th><th>also</th><th>sensor</th><th>sensitive</th>"
                f"<th>context</th></tr>{rows}</table>")
     bands = sorted(pol.grades, key=lambda g: -1e18 if g.min is None else g.min, reverse=True)
     if bands:
@@ -94,12 +108,19 @@ def scenario_words(run: RunData) -> str:
             f"{e(g.name)} {'≥ ' + str(g.min) if g.max is None else ('≤ ' + str(g.max) if g.min is None else f'{g.min}–{g.max}')}"
             for g in bands) + ".</p>")
     for bl in pol.blacklists:
+        extra = []
+        if getattr(bl, "removed_by", None):
+            extra.append(f"a citizen leaves it on {' or '.join(map(e, bl.removed_by))}")
+        if getattr(bl, "extended_by", None):
+            extra.append(f"the listing is extended on {' or '.join(map(e, bl.extended_by))}")
+        if getattr(bl, "initial_share", 0):
+            extra.append(f"{bl.initial_share:.1%} of citizens are already listed when the run starts")
         out.append(f"<p>Blacklist <b>{e(bl.name)}</b>: one observed {e(bl.trigger)} lists a citizen for "
-                   f"{bl.duration_days} days. {e(bl.description)}</p>")
+                   f"{bl.duration_days} days" + "".join(f"; {x}" for x in extra) + f". {e(bl.description)}</p>")
     for r in pol.restrictions:
-        why = [f"grade {', '.join(map(e, r.grades))}"] if r.grades else []
+        why = [f"in grade {', '.join(map(e, r.grades))}"] if r.grades else []
         why += [f"listed on {', '.join(map(e, r.blacklists))}"] if r.blacklists else []
-        out.append(f"<p>Restriction <b>{e(r.name)}</b> ({e(r.description)}) applies to citizens with {' or '.join(why)}.</p>")
+        out.append(f"<p>Restriction <b>{e(r.name)}</b> ({e(r.description)}) applies to citizens {' or '.join(why)}.</p>")
     d = sc.response.deterrence
     resp = []
     if d.factor < 1:
