@@ -106,6 +106,15 @@ def test_replay_fidelity_is_checked_and_said(rr1_run, tmp_path):
     assert res["notes"]["replay"].startswith("APPROXIMATE") and f"{f['restricted_days_engine']:,}" in res["notes"]["replay"]
     assert json.loads((run.path / "audit.json").read_text())["replay_fidelity"]["exact"] is False
     assert "Read with care" in build_report(run.path).read_text(encoding="utf-8")
+    # spill-over through households (Rongcheng's private-school ban reaches a listed defaulter's children):
+    # free citizens living with a restricted one, recomputed here from citizens.parquet with pandas
+    c = run.citizens
+    per_hh = c.groupby("household")["restricted"].transform("sum")
+    free = ~c["restricted"]
+    expected = ((per_hh - c["restricted"].astype(int)) > 0)[free].mean()
+    inequality = res["tables"]["inequality"]
+    assert inequality.loc["all", "contacts_of_restricted_share"] == pytest.approx(expected) and expected > 0
+    assert "through households" in res["notes"]["spillover"]
 
 
 def test_wrongful_replay_recomputes_score_caps(tmp_path):

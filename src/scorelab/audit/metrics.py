@@ -566,7 +566,7 @@ def _spillover(run: RunData) -> dict[str, float]:
     """
     path = run.path / "graph.parquet"
     if not path.is_file():
-        return {}
+        return _household_spillover(run)
     edges = pd.read_parquet(path)
     ids = run.citizens["citizen"].to_numpy()
     restricted = run.replay.restricted_days > 0
@@ -581,6 +581,43 @@ def _spillover(run: RunData) -> dict[str, float]:
         free = mask & ~restricted
         out[name] = float(exposed[free].mean()) if free.any() else math.nan
     return out
+
+
+def _household_spillover(run: RunData) -> dict[str, float]:
+    """Share of citizens free at the end who live with a member restricted at the end (the engine's final
+    states in citizens.parquet, households from its `household` column). Needs every citizen kept: a
+    sample splits households. Empty without households."""
+    c = run.citizens
+    if "household" not in c.columns or len(c) != int(run.manifest["population"]) or len(c) == 0:
+        return {}
+    hh = pd.factorize(c["household"].to_numpy())[0]
+    restricted = c["restricted"].to_numpy(dtype=bool)
+    n_restricted = np.bincount(hh, weights=restricted, minlength=int(hh.max()) + 1)
+    exposed = (n_restricted[hh] - restricted) > 0
+    out = {}
+    for name, mask in _group_rows(run):
+        free = mask & ~restricted
+        out[name] = float(exposed[free].mean()) if free.any() else math.nan
+    return out
+
+
+def _spillover_note(run: RunData) -> str:
+    if (run.path / "graph.parquet").is_file():
+        return "share of unrestricted citizens with a restricted contact, from graph.parquet"
+    c = run.citizens
+    if "household" in c.columns:
+        if len(c) != int(run.manifest["population"]):
+            return ("households are known but only a sample of citizens was kept, which splits households: "
+                    "not measured (rerun with --ledger all)")
+        reached = [col for col in run.metrics.columns if col.startswith("reached_")]
+        m = run.metrics
+        last = m[(m["day"] == m["day"].max()) & (m["group"].astype(str) == "all")]
+        extra = "".join(f"; the engine counts {int(last[col].iloc[0]):,} household members reached by "
+                        f"{col[len('reached_'):]} on the last day" for col in reached)
+        return ("through households: share of citizens free at the end who live with a citizen restricted at the "
+                "end (the engine's final states)" + extra + ". Contact networks are not stored, so spill-over "
+                "through contacts is not measured")
+    return "this run has no households or social graph, so no spill-over channel exists: not measured"
 
 
 def transitions_table(run: RunData, kind: str = "start_end") -> pd.DataFrame:
@@ -697,7 +734,8 @@ SUMMARY_COLUMNS = {
     "chilling": ["speech_run", "speech_counterfactual", "speech_fall", "speech_fall_share"],
     "gaming": ["points_bought", "points_earned_by_conduct", "bought_share_of_points_awarded", "events_induced_by_gaming",
                "money_collected"],
-    "inequality": ["gini", "bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "grade_changes_per_citizen"],
+    "inequality": ["gini", "bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "grade_changes_per_citizen",
+                   "contacts_of_restricted_share"],
 }
 RENAME = {"wrongly_restricted_share": "wrongful_sanctioned_share", "wrongly_restricted": "wrongful_sanctioned",
           "restricted_final_share": "restricted_share"}
@@ -863,8 +901,7 @@ def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
                      "attributions, holding the citizen's other recorded events fixed (first order: it ignores that a "
                      "false penalty also deters later behaviour)"),
         "counterfactual": cf["method"],
-        "spillover": ("from graph.parquet" if (run.path / "graph.parquet").is_file()
-                      else "this run has no social graph (graph.parquet), so no spill-over channel exists: not measured"),
+        "spillover": _spillover_note(run) if len(run.citizens) else "needs per-citizen detail",
         "disparate_impact": (f"{'ever-restricted' if len(run.citizens) else 'mean restricted'} share of each group over that of the least restricted group "
                              f"({tables['sanctions']['reference_group'].iloc[0]}); flagged outside {DI_LOW}-{DI_HIGH}"),
     }

@@ -396,7 +396,7 @@ def _per_citizen_sections(p: Page, run: RunData, t: dict[str, pd.DataFrame], not
                                        ("bottom_share_final", "in bottom grades at the end"),
                                        ("ever_bottom_share", "ever in bottom grades"),
                                        ("stuck_in_bottom_share", "of those, still there at the end"),
-                                       ("contacts_of_restricted_share", "free citizens with a restricted contact")],
+                                       ("contacts_of_restricted_share", "free citizens living with / in contact with a restricted one")],
                      pct={"bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "contacts_of_restricted_share"}))
     p.add("<p class='note'>Gini is computed on the final scores measured from 0 (or from the lowest possible score "
           "when scores can be negative). When everyone starts high (say 1000 points) and loses or gains tens of "

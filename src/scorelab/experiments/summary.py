@@ -64,6 +64,7 @@ DESCRIPTIONS = {
     "ever_bottom_share": "share ever in the bottom grades",
     "stuck_in_bottom_share": "of those ever in the bottom grades, share still there at the end",
     "grade_changes_per_citizen": "grade changes per citizen",
+    "contacts_of_restricted_share": "share of free citizens living with (or in contact with) a restricted citizen",
     "sources_per_citizen_mean": "distinct data sources with a record per citizen",
     "fused_share": "share of citizens with records from two or more sources",
     "records_per_citizen_mean": "records held per citizen",
