@@ -192,6 +192,11 @@ def test_arms_must_share_a_population(tmp_path):
         compare.plan(["rr1", str(other)])
     p = compare.plan(["rr1", str(other)], population=1000, days=5)  # one population for both: fine
     assert p["population"] == 1000 and [a["kind"] for a in p["arms"]] == ["preset", "scenario"]
+    # citizens who behave differently are another population, not another policy
+    louder = tmp_path / "louder.toml"
+    louder.write_text(text.replace("rate = 0.010", "rate = 0.020", 1))
+    with pytest.raises(ConfigError, match="behave differently"):
+        compare.plan(["rr1", str(louder)], population=1000, days=5)
 
 
 def test_report_escapes_user_text(tmp_path):
