@@ -50,6 +50,23 @@ def test_golden_run_hand_computed(golden_run):
     assert t["chilling"].loc["all", "speech_fall"] == 0  # speech has rate 0 and 0 points
 
 
+def test_disparate_impact_when_the_reference_group_is_never_restricted(tmp_path):
+    """The camera names only group `b`: `a` is never restricted, so b's disparate impact is the largest
+    possible (infinite) and flagged, not a missing value that slips past the 0.8-1.25 check."""
+    d = golden_dict()
+    d["scenario"]["population"] = 40
+    d["groups"] = [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.5}]
+    d["sensors"][0]["false_attribution"]["rate"] = {"a": 0.0, "b": 1.0}
+    run = simulate_dict(d, tmp_path / "run")
+    s = audit_run(run.path)["sanctions"]
+    assert s.loc["a", "ever_restricted_share"] == 0 and s.loc["b", "ever_restricted_share"] == 1
+    assert s.loc["b", "disparate_impact"] == np.inf and bool(s.loc["b", "disparate_impact_flag"])
+    assert s.loc["a", "disparate_impact"] == 1 and not bool(s.loc["a", "disparate_impact_flag"])
+    assert audit_summary(run.path)["disparate_impact_flag[b]"] == 1.0
+    r = CliRunner().invoke(app, ["audit", str(run.path)])
+    assert r.exit_code == 0 and "∞" in r.output
+
+
 def test_replay_matches_the_kernels_aggregates(tmp_path):
     """Short listings (they expire inside the run) and grade restrictions: the per-citizen replay must
     reproduce metrics.parquet's restricted citizen-days and citizens.parquet's final state exactly."""
@@ -69,6 +86,51 @@ def test_replay_matches_the_kernels_aggregates(tmp_path):
     np.testing.assert_array_equal(rp.final_restricted, r.citizens["restricted"].to_numpy())
     np.testing.assert_array_equal(rp.final_score, r.citizens["score"].to_numpy())
     assert 0 < rp.restricted_days.sum() < 5_000 * 40
+
+
+def test_replay_fidelity_is_checked_and_said(rr1_run, tmp_path):
+    """RR-1's replay is exact and says so; Rongcheng's initial listings and removals leave no ledger rows,
+    so its per-citizen restriction figures are approximate, and the audit, its notes and the report say so
+    with the measured gap (seed 3, 20,000 x 120)."""
+    import scorelab
+    from scorelab.audit.metrics import replay_fidelity
+    from scorelab.audit.report import build_report
+
+    f = replay_fidelity(open_run(rr1_run.path))
+    assert f["exact"] and f["checked"] and f["restricted_days_engine"] == f["restricted_days_replay"]
+    run = scorelab.simulate("rongcheng", seed=3, out=tmp_path / "rc", population=20_000, days=120, workers=1)
+    f = replay_fidelity(open_run(run.path))
+    assert not f["exact"] and f["restricted_days_engine"] != f["restricted_days_replay"]
+    assert any("initial listings" in m for m in f["mechanisms_not_replayed"])
+    res = write_audit(run.path)
+    assert res["notes"]["replay"].startswith("APPROXIMATE") and f"{f['restricted_days_engine']:,}" in res["notes"]["replay"]
+    assert json.loads((run.path / "audit.json").read_text())["replay_fidelity"]["exact"] is False
+    assert "Read with care" in build_report(run.path).read_text(encoding="utf-8")
+    # spill-over through households (Rongcheng's private-school ban reaches a listed defaulter's children):
+    # free citizens living with a restricted one, recomputed here from citizens.parquet with pandas
+    c = run.citizens
+    per_hh = c.groupby("household")["restricted"].transform("sum")
+    free = ~c["restricted"]
+    expected = ((per_hh - c["restricted"].astype(int)) > 0)[free].mean()
+    inequality = res["tables"]["inequality"]
+    assert inequality.loc["all", "contacts_of_restricted_share"] == pytest.approx(expected) and expected > 0
+    assert "through households" in res["notes"]["spillover"]
+
+
+def test_wrongful_replay_recomputes_score_caps(tmp_path):
+    """Without its false attributions a capped citizen's history is capped again from the new score: every
+    golden citizen drives drunk daily (cap 850) and is falsely penalised daily (-100). Appealed, each stays
+    at 850 (recorded cap points kept fixed would give 950). Grades: OK >= 800, so the 4 LOW days are all
+    wrongful."""
+    d = golden_dict()
+    d["behaviours"].append({"name": "drunk", "rate": 1.0})
+    d["policy"]["rules"].append({"behaviour": "drunk", "sensor": "web", "points": 0, "cap_score": 850})
+    run = simulate_dict(d, tmp_path / "run")
+    r = open_run(run.path)
+    assert (r.replay.final_score == 450).all()
+    assert (r.replay_without_false.final_score == 850).all()
+    w = audit_run(r)["wrongful"].loc["all"]
+    assert w["wrongly_restricted"] == 10 and w["wrongful_restriction_days"] == 40
 
 
 def test_zero_false_attribution_means_zero_wrongful_sanctions(tmp_path):
@@ -102,6 +164,22 @@ def test_fast_counterfactual_equals_full_resimulation():
     np.testing.assert_array_equal(fast["events"].to_numpy(), full["events"].to_numpy())
 
 
+@pytest.mark.parametrize("preset", ["rongcheng", "surveillance"])
+def test_full_counterfactual_of_presets_with_mechanisms(preset):
+    """The neutral scenario of a preset whose behaviours require a blacklist (Rongcheng's debt repayment)
+    must validate (it raised a pydantic error), and its speech must equal the fast counterfactual's."""
+    import scorelab
+    from scorelab.engine.params import compile_params
+
+    sc = scorelab.load(preset, population=4_000, days=20)
+    P = compile_params(sc)
+    speech = [b for b, s in zip(P.behaviours, P.speech) if s]
+    fast = counterfactual_events(sc, 5, speech, mode="fast")["table"]
+    full = counterfactual_events(sc, 5, speech, mode="full")["table"]
+    assert fast["events"].sum() > 0
+    np.testing.assert_array_equal(fast["events"].to_numpy(), full["events"].to_numpy())
+
+
 def test_sanctions_disparity_and_intervals(rr1_tables):
     s = rr1_tables["sanctions"]
     ref = s["reference_group"].iloc[0]
@@ -116,6 +194,30 @@ def test_sanctions_disparity_and_intervals(rr1_tables):
     assert s.loc["all", "false_positive_rate"] == 0.0
 
 
+def test_error_rates_follow_their_definitions_and_intervals_their_width(rr1_run, rr1_tables):
+    """Recomputed from the per-citizen replay and ground truth: FPR = restricted among the innocent, FNR =
+    never restricted among the guilty, and innocent-among-restricted (a different denominator). Each
+    bootstrap interval must be about as wide as the binomial normal interval 2 x 1.96 sqrt(p(1-p)/n)
+    (tolerance 30%: 1,000 resamples, seed = the run's); an interval that did not resample would be 0 wide."""
+    r = open_run(rr1_run.path)
+    ever = r.replay.restricted_days > 0
+    guilty = r.citizens["true_misconduct"].to_numpy() > 0
+    s = rr1_tables["sanctions"]
+    for name in ("urban", "rural", "all"):
+        m = np.ones(len(ever), bool) if name == "all" else (r.citizens["group"].astype(str) == name).to_numpy()
+        innocent, bad = m & ~guilty, m & guilty
+        assert s.loc[name, "false_positive_rate"] == pytest.approx(ever[innocent].mean())
+        assert s.loc[name, "false_negative_rate"] == pytest.approx((~ever[bad]).mean())
+        assert s.loc[name, "ever_restricted_share"] == pytest.approx(ever[m].mean())
+        for col, lo, hi, n in (("ever_restricted_share", "ever_restricted_ci_low", "ever_restricted_ci_high", m.sum()),
+                               ("false_negative_rate", "false_negative_ci_low", "false_negative_ci_high", bad.sum())):
+            p = s.loc[name, col]
+            width = 2 * 1.96 * np.sqrt(p * (1 - p) / n)
+            assert s.loc[name, hi] - s.loc[name, lo] == pytest.approx(width, rel=0.3), (name, col)
+    # the share of innocents among the restricted is another quantity (here 0: only defaulters are restricted)
+    assert s.loc["all", "innocent_among_restricted"] == pytest.approx((~guilty[ever]).mean())
+
+
 def test_gaming_and_privacy(rr1_tables):
     g = rr1_tables["gaming"].loc["all"]
     assert g["bought_behaviours"] == "donation"
@@ -127,6 +229,23 @@ def test_gaming_and_privacy(rr1_tables):
     assert p["unique_share[public_list]"] <= p["unique_share[all_recipients]"]
 
 
+def test_money_from_a_rule_counts_as_bought_points(tmp_path):
+    """A rule's `money` (Rongcheng's 500-yuan donation) buys points just as a governance price does: the
+    gaming table must count it, and agree with the engine's own money_collected metric."""
+    d = rr1_dict(4_000, 30)
+    d["policy"]["governance"]["prices"] = {}
+    d["response"]["gaming"] = []
+    rule = next(r for r in d["policy"]["rules"] if r["behaviour"] == "donation")
+    rule["money"] = 500.0
+    run = simulate_dict(d, tmp_path / "run", seed=2)
+    g = audit_run(run.path)["gaming"]
+    m = run.metrics
+    assert g.loc["all", "bought_behaviours"] == "donation"
+    assert g.loc["all", "points_bought"] > 0
+    for grp in ("urban", "rural", "all"):
+        assert g.loc[grp, "money_collected"] == m[m["group"] == grp]["money_collected"].sum() > 0
+
+
 def test_helpers_golden():
     assert gini(np.array([1, 1, 1, 1])) == 0.0
     assert gini(np.array([0, 0, 0, 1])) == pytest.approx(0.75)
@@ -134,6 +253,8 @@ def test_helpers_golden():
     r = k_anonymity(df, ["a", "b", "nope"])
     assert r["missing"] == ["nope"] and r["min_k"] == 1 and r["classes"] == 4
     assert r["unique_share"] == pytest.approx(2 / 6)
+    none = k_anonymity(df, [])  # nothing shared: not measurable, and never reported as "0% unique"
+    assert np.isnan(none["unique_share"]) and np.isnan(none["min_k"])
 
 
 def test_summary_and_stored_files(rr1_run):
@@ -160,6 +281,22 @@ def test_cli_audit(rr1_run, tmp_path):
     assert r.exit_code == 2 and "no such run directory" in r.output
     r = CliRunner().invoke(app, ["audit", str(rr1_run.path), "--counterfactual", "maybe"])
     assert r.exit_code == 2 and "fast or full" in r.output
+    # a damaged manifest: a clear error naming file and field, exit 2, nothing written
+    bad = tmp_path / "damaged"
+    bad.mkdir()
+    for t in ("metrics", "citizens", "ledger"):
+        (bad / f"{t}.parquet").write_bytes((rr1_run.path / f"{t}.parquet").read_bytes())
+    m = json.loads((rr1_run.path / "run.json").read_text())
+    m["scenario"]["policy"]["rules"][0]["points"] = "lots"
+    (bad / "run.json").write_text(json.dumps(m))
+    for cmd in (["audit", str(bad)], ["report", str(bad)], ["explain", str(bad), "--citizen", "1"]):
+        r = CliRunner().invoke(app, cmd)
+        assert r.exit_code == 2 and "run.json" in r.output and "scenario.policy.rules.0.points" in r.output, r.output
+        assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit)
+    (bad / "run.json").write_text("{}")
+    r = CliRunner().invoke(app, ["audit", str(bad)])
+    assert r.exit_code == 2 and "not a scorelab run manifest" in r.output
+    assert sorted(p.name for p in bad.iterdir()) == ["citizens.parquet", "ledger.parquet", "metrics.parquet", "run.json"]
 
 
 def test_runs_without_detail_get_the_aggregate_audit(tmp_path):

@@ -71,6 +71,34 @@ def test_paired_differences_match_the_runs(halved):
     assert {r["metric"] for r in data["arms"]["rr1-criticism-halved"]} == set(res)
 
 
+def test_every_audit_metric_is_compared(halved):
+    """The audit's headline metrics (scorelab.audit.metrics.audit_summary) are compared like the others,
+    as metric.group keys with paired intervals; the counterfactual is the same in both arms (same seeds,
+    same population, same behaviour without a policy), so its paired difference is exactly 0."""
+    from scorelab.audit.metrics import audit_summary
+
+    res = halved.results["rr1-criticism-halved"]
+    for r in range(2):
+        runs = {p: halved.root / f"runs/policy={p}/replicate={r}" for p in ("rr1", "rr1-criticism-halved")}
+        audit = {p: {summary._dotted(k): v for k, v in audit_summary(d).items()} for p, d in runs.items()}
+        assert set(audit["rr1"]) <= set(res), set(audit["rr1"]) - set(res)
+        assert len(audit["rr1"]) > 40
+        for key in ("disparate_impact.rural", "false_positive_rate.all", "speech_fall.all", "gini.all",
+                    "wrongful_sanctioned_share.all", "points_bought.all", "unique_share.all"):
+            assert key in audit["rr1"], key
+    for key in ("speech_fall.all", "gini.all", "ever_restricted_share.rural"):
+        p = res[key]
+        assert p.n == 2 and p.has_ci and p.ci_low <= p.diff_mean <= p.ci_high, key
+    assert res["speech_counterfactual.all"].diff_mean == 0 and res["speech_counterfactual.all"].ci_high == 0
+    assert res["speech_counterfactual.all"].baseline_mean > 0
+    # the arms differ only in the criticism penalty: halving it can only lessen the chilling
+    assert res["speech_fall.all"].arm_mean <= res["speech_fall.all"].baseline_mean
+    s = halved.summaries
+    assert {"disparate_impact", "speech_fall"} <= set(s["metric"]) and "rural" in set(s[s["metric"] == "disparate_impact"]["group"])
+    html = (halved.root / "report.html").read_text()
+    assert "speech_fall" in html and "disparate_impact" in html
+
+
 def test_report_is_offline_and_complete(halved):
     from plotly.offline import get_plotlyjs
 
@@ -164,6 +192,11 @@ def test_arms_must_share_a_population(tmp_path):
         compare.plan(["rr1", str(other)])
     p = compare.plan(["rr1", str(other)], population=1000, days=5)  # one population for both: fine
     assert p["population"] == 1000 and [a["kind"] for a in p["arms"]] == ["preset", "scenario"]
+    # citizens who behave differently are another population, not another policy
+    louder = tmp_path / "louder.toml"
+    louder.write_text(text.replace("rate = 0.010", "rate = 0.020", 1))
+    with pytest.raises(ConfigError, match="behave differently"):
+        compare.plan(["rr1", str(louder)], population=1000, days=5)
 
 
 def test_report_escapes_user_text(tmp_path):

@@ -36,6 +36,14 @@ def test_principles_are_data_with_texts():
     assert {"UN-1", "UN-10", "GDPR-5-1-a", "GDPR-9", "GDPR-22", "AIA-5-1-c-i", "AIA-5-1-c-ii"} <= set(ids)
     assert all(len(p.text) > 40 for p in ps)
     assert "political opinions" in next(p for p in ps if p.id == "GDPR-9").text
+    by = {p.id: p for p in ps}
+    # quotations are verbatim: Art. 22(3)'s safeguards apply to the cases of Art. 22(2)(a) and (c) only, and
+    # the parts of 5(1)(b) and (e) left out (archiving, research, statistics) are marked as left out
+    assert "In the cases referred to in points (a) and (c) of paragraph 2" in by["GDPR-22"].text
+    assert by["GDPR-5-1-b"].text.endswith("[...]") and by["GDPR-5-1-e"].text.endswith("[...]")
+    assert "either or both of the following" not in by["AIA-5-1-c-i"].text or "..." in by["AIA-5-1-c-i"].text
+    assert all(p.quoted for p in ps if p.framework.startswith(("GDPR", "EU AI Act")))
+    assert not any(p.quoted for p in ps if p.id in ("UN-1", "UN-7", "UN-8", "UN-9", "UN-10"))  # paraphrases, said so
 
 
 def test_rr1_verdicts_name_their_causes():

@@ -63,3 +63,49 @@ def test_errors_name_the_allowed_ids(tmp_path):
     assert r.exit_code == 0 and "citizen 20" in r.output and "appealed" in r.output
     r = CliRunner().invoke(app, ["explain", str(tmp_path / "nope"), "--citizen", "1"])
     assert r.exit_code == 2 and "no such run directory" in r.output
+
+
+def test_appeal_what_if_recomputes_a_score_cap(tmp_path):
+    """A rule's cap ("drunk driving drops you to C") sets the score to at most the cap: its ledger row's
+    points depend on the score at the time. Without the false attributions the cap takes the citizen from
+    1000 (not 900) to 850, so the appealed score is 850, not the recorded -50 added to 1000 (950)."""
+    from _auditlib import golden_dict, simulate_dict
+
+    d = golden_dict()
+    d["behaviours"].append({"name": "drunk", "rate": 1.0})
+    d["policy"]["rules"].append({"behaviour": "drunk", "sensor": "web", "points": 0, "cap_score": 850})
+    run = simulate_dict(d, tmp_path / "run")
+    a = explain_citizen(run.path, 0)["appeal"]
+    assert a["final_score"] == 450 and a["final_score_if_appealed"] == 850
+    assert a["restricted_days"] == 4 and a["restricted_days_if_appealed"] == 0
+
+
+def test_listing_history_follows_removals(tmp_path):
+    """Rongcheng's court blacklist is left by repaying the debt (removed_by): the explained history must
+    end in the state the engine recorded for citizens who were listed and repaid (seed 3, 20,000 x 200)."""
+    import numpy as np
+
+    import scorelab
+
+    run = scorelab.simulate("rongcheng", seed=3, out=tmp_path / "run", population=20_000, days=200, workers=1)
+    led, c = run.ledger, run.citizens.set_index("citizen")
+    beh = led["behaviour"].astype(str)
+    both = set(led.loc[beh == "judgment_default", "citizen"]) & set(led.loc[beh == "repay_debt", "citizen"])
+    removed = 0
+    for cid in sorted(both)[:40]:
+        x = explain_citizen(run.path, int(cid))
+        assert x["profile"]["final_score"] == c.loc[cid, "score"]
+        listed_at_end = bool(len(x["listings"])) and x["listings"]["to_day"].max() == 199
+        assert listed_at_end == bool(c.loc[cid, "blacklisted_until"] > 199), cid
+        removed += int(not listed_at_end)
+    assert removed > 0 and len(both) > 0
+    # listed from before the run (initial listing, no ledger row): the explanation says it is incomplete
+    initial = [cid for cid in c.index[c["blacklisted_until"] > 199]
+               if cid not in set(led.loc[beh == "judgment_default", "citizen"])][:3]
+    assert initial
+    for cid in initial:
+        x = explain_citizen(run.path, int(cid))
+        assert any("initial listing" in cv for cv in x["caveats"]), cid
+    r = CliRunner().invoke(app, ["explain", str(run.path), "--citizen", str(initial[0])])
+    assert r.exit_code == 0 and "Caution" in r.output and "initial listing" in r.output.replace("\n", " ")
+    assert explain_citizen(run.path, int(sorted(both)[0]))["caveats"] == []

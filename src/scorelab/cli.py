@@ -230,6 +230,8 @@ def _rich_table(title: str, df, index: str = "group", pct: tuple[str, ...] = (),
                 cells.append(escape(v))
             elif isinstance(v, bool) or type(v).__name__ == "bool_":
                 cells.append("yes" if v else "no")
+            elif isinstance(v, float) and math.isinf(v):
+                cells.append("∞" if v > 0 else "-∞")
             elif v is None or (isinstance(v, float) and not math.isfinite(v)):
                 cells.append("-")
             else:
@@ -375,8 +377,9 @@ def explain(
     p = x["profile"]
     console.print(f"[bold]citizen {p['citizen']}[/] ({p['group']}): score {p['start_score']} -> {p['final_score']}, "
                   f"grade {p['final_grade']}, {'restricted' if p['restricted_at_end'] else 'not restricted'} at the end; "
-                  f"{p['true_misconduct_events']} true misconduct event(s), {p['recorded_events']} recorded, "
-                  f"{p['false_attributions']} of them false", highlight=False)
+                  f"{p['true_misconduct_events']} true event(s) of penalised behaviour (recorded or not); "
+                  f"{p['recorded_events']} ledger row(s), {p['recorded_penalties']} of them penalties, "
+                  f"{p['false_attributions']} false attribution(s)", highlight=False)
     ev = Table(title="Score changes", title_justify="left")
     for c in ("day", "rule", "points", "sensor", "false attribution", "score after", "grade after"):
         ev.add_column(c)
@@ -394,8 +397,11 @@ def explain(
                 t.add_row(*[str(v) for v in r])
             console.print(t)
         else:
-            console.print(f"{title}: none")
+            console.print(f"{title}: " + ({"grade_history": f"no change (grade {p['final_grade']} throughout)",
+                                           "listings": "never listed", "sanctions": "never restricted"}[name]))
     console.print(f"[bold]If the false attributions were successfully appealed:[/] {x['appeal']['summary']}", highlight=False)
+    for c in x.get("caveats", []):
+        console.print(f"[yellow]Caution:[/] {c}", highlight=False)
 
 
 

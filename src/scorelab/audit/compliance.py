@@ -453,8 +453,9 @@ def disproportionate(ctx: Context):
         flagged = di[di["disparate_impact_flag"]]
         for g, row in flagged.iterrows():
             lo, hi = row.get("disparate_impact_ci_low", math.nan), row.get("disparate_impact_ci_high", math.nan)
-            f.append(Finding("warn", f"group {g!r} is restricted {row['disparate_impact']:.2f} times as often as "
-                                     f"{row['reference_group']!r} (outside 0.8-1.25)",
+            times = (f"{row['disparate_impact']:.2f} times as often as {row['reference_group']!r}"
+                     if math.isfinite(row["disparate_impact"]) else f"while {row['reference_group']!r} never is")
+            f.append(Finding("warn", f"group {g!r} is restricted {times} (outside 0.8-1.25)",
                              f"95% CI {lo:.2f}-{hi:.2f}" if _ok(lo, hi) else ""))
     return f, "" if ctx.tables is not None else "a run measures who was restricted without misconduct, and disparities"
 

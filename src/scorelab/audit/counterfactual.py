@@ -4,7 +4,11 @@ The counterfactual of an audited run is the same scenario with every rule's poin
 blacklists and no restrictions: nobody is penalised, so nobody is deterred, and nobody games a score.
 Behaviour then follows each group's base rate (times any score curve, read at the constant start score).
 
-Two ways to get it, which agree exactly (tests check it):
+Two ways to get it. For speech they agree exactly (tests check it, for every preset with speech); for a
+behaviour whose candidate rate the policy raises (gaming: "below 1000 points, donate 3 times as often"),
+the neutral scenario draws its candidates at the lower base rate, so ``full`` is a fresh sample of the same
+counterfactual rather than the run's own candidates re-thinned: only ``fast`` keeps common random numbers
+for bought behaviours.
 
 * ``fast`` (default): the kernel draws each behaviour's candidate events from its own random stream,
   independent of the policy. Re-drawing only the streams of the behaviours we need (speech, bought
@@ -38,6 +42,12 @@ def neutral_scenario(sc: Scenario, population: int | None = None) -> Scenario:
         r["points"] = 0
     pol["blacklists"] = []
     pol["restrictions"] = []
+    if "privileges" in pol:
+        pol["privileges"] = []
+    for b in data["behaviours"]:  # no list or privilege left to require: nobody is gated (as in `fast`)
+        for key in ("requires_listed", "requires_privilege"):
+            if b.get(key) is not None:
+                b[key] = None
     gov = pol.get("governance") or {}
     gov["contexts"] = {k: v for k, v in (gov.get("contexts") or {}).items() if any(r["behaviour"] == k for r in pol["rules"])}
     pol["governance"] = gov
@@ -113,7 +123,8 @@ def counterfactual_events(sc: Scenario, seed: int, behaviours: list[str], mode: 
         pop = int(population or params.population)
         crn = population is None or int(population) == params.population
         method = (f"full: the neutral scenario simulated with the same seed for {pop:,} citizens and "
-                  f"{params.days} days" + ("" if crn else
+                  f"{params.days} days" + (" (common random numbers for speech; gamed behaviours are drawn "
+                                            "afresh at their base rate)" if crn else
                                             f" (a smaller population than the run's {params.population:,}: "
                                             "no common random numbers; compare rates per citizen-day)"))
     rows = []

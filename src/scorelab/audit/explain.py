@@ -17,30 +17,65 @@ from ..config.loader import ConfigError
 from .metrics import RunData, open_run
 
 
-def _day_states(run: RunData, rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per day (end of day) score, grade index, listing per blacklist and restriction per restriction."""
+def _day_states(run: RunData, rows: pd.DataFrame, recompute: bool = False) -> dict[str, np.ndarray]:
+    """Per day (end of day) score, grade index, listing per blacklist and restriction per restriction.
+
+    One citizen's rows, in ledger order. Listings follow their triggers, removals (``removed_by``) and
+    extensions (``extended_by``). With ``recompute`` (the history without its false attributions), the
+    rows whose points depend on the score at the time are recomputed from the new score: a rule's score
+    cap (``<behaviour>:cap``: the score becomes at most the cap) and the score range (``score_range``).
+    """
     P = run.params
+    M = P.mech if P.mech is not None and P.mech.active else None
     T = P.days
-    pts = np.zeros(T, dtype=np.int64)
-    np.add.at(pts, rows["day"].to_numpy(), rows["points"].to_numpy().astype(np.int64))
-    score = P.start_score + np.cumsum(pts)
+    bidx = {b: i for i, b in enumerate(P.behaviours)}
+    names = rows["behaviour"].astype(str).to_numpy()
+    day_a = rows["day"].to_numpy().astype(np.int64)
+    pts_a = rows["points"].to_numpy().astype(np.int64)
+    L = len(P.bl_names)
+    score = int(P.start_score)
+    end_score = np.full(T, -1 << 62, dtype=np.int64)
+    ends = [np.full(T, -1, dtype=np.int64) for _ in range(L)]
+    cur_end = [-1] * L
+    for i in range(len(rows)):
+        t, name, pts = int(day_a[i]), names[i], int(pts_a[i])
+        if recompute and name.endswith(":cap") and M is not None and name[:-4] in bidx:
+            pts = min(0, int(M.cap[bidx[name[:-4]]]) - score)
+        elif recompute and name == "score_range":
+            lo = P.score_min if P.score_min is not None else score
+            hi = P.score_max if P.score_max is not None else score
+            pts = min(max(score, lo), hi) - score
+        score += pts
+        end_score[t] = score
+        b = bidx.get(name)
+        if b is None:
+            continue
+        for k in range(L):
+            if P.bl_trigger[k] == b:
+                cur_end[k] = max(cur_end[k], t + int(P.bl_duration[k]))
+            if M is not None and M.removed_by[k, b] and cur_end[k] > t:
+                cur_end[k] = t  # leaves the list today
+            if M is not None and M.extended_by[k, b] and cur_end[k] > t:
+                cur_end[k] += int(M.extension_days[k])
+            ends[k][t] = cur_end[k]
+    # carry each day's end-of-day state forward over days without rows
+    filled = np.maximum.accumulate(np.where(end_score > -(1 << 62), np.arange(T), -1))
+    score_d = np.where(filled >= 0, end_score[np.maximum(filled, 0)], P.start_score)
     days = np.arange(T)
     listed, ends_all = [], []
-    for k, name in enumerate(P.bl_names):
-        until = np.full(T, -1, dtype=np.int64)
-        trig = rows[rows["behaviour"].astype(str) == P.behaviours[P.bl_trigger[k]]]
-        np.maximum.at(until, trig["day"].to_numpy(), trig["day"].to_numpy() + int(P.bl_duration[k]))
-        ends = np.maximum.accumulate(until)
-        listed.append(days < ends)
-        ends_all.append(ends)
-    grade = P.grade_of(score) if P.grade_names else np.zeros(T, dtype=np.int8)
+    for k in range(L):
+        set_days = np.maximum.accumulate(np.where(ends[k] >= 0, days, -1))
+        e_k = np.where(set_days >= 0, ends[k][np.maximum(set_days, 0)], -1)
+        listed.append(days < e_k)
+        ends_all.append(e_k)
+    grade = P.grade_of(score_d) if P.grade_names else np.zeros(T, dtype=np.int8)
     restr = []
     for r in range(len(P.restriction_names)):
         on = P.restriction_grades[r][grade] if P.grade_names else np.zeros(T, dtype=bool)
         for k in np.flatnonzero(P.restriction_lists[r]):
             on = on | listed[k]
         restr.append(on)
-    return {"score": score, "grade": grade, "listed": listed, "listed_until": ends_all, "restricted": restr}
+    return {"score": score_d, "grade": grade, "listed": listed, "listed_until": ends_all, "restricted": restr}
 
 
 def _intervals(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -79,7 +114,7 @@ def explain_citizen(run_dir: str | Path | RunData, citizen: int) -> dict[str, An
     rows = led[led["citizen"] == citizen].sort_values(["day"], kind="stable").reset_index(drop=True)
     states = _day_states(run, rows)
     honest = rows[~rows["false_attribution"]]
-    appealed = _day_states(run, honest)
+    appealed = _day_states(run, honest, recompute=True)
     grades = list(P.grade_names) or ["-"]
 
     events = rows[["day", "behaviour", "points", "sensor", "false_attribution"]].copy()
@@ -138,14 +173,28 @@ def explain_citizen(run_dir: str | Path | RunData, citizen: int) -> dict[str, An
         diffs.append(f"restricted days {appeal['restricted_days']} -> {appeal['restricted_days_if_appealed']}")
         appeal["summary"] = "; ".join(diffs) + " (holding the citizen's other recorded events fixed)"
 
+    # the engine's own final state, against what the ledger explains (mechanisms without ledger rows:
+    # initial listings, restrictions reaching household members)
+    caveats = []
+    if bool(info["restricted"]) != bool(any_r[-1]):
+        caveats.append(f"the engine recorded this citizen as {'restricted' if info['restricted'] else 'not restricted'} "
+                       f"at the end, but the ledger explains {'no' if info['restricted'] else 'a'} restriction: "
+                       "a mechanism without ledger rows (an initial listing from before the run, or a restriction "
+                       "reaching the household) is involved, and the history above is incomplete")
+    until = int(info.get("blacklisted_until", -1)) if "blacklisted_until" in info.index else -1
+    explained_end = max((int(u[-1]) for u in states["listed_until"]), default=-1)
+    if until > P.days - 1 and explained_end <= P.days - 1:
+        caveats.append(f"listed at the end of the run (until day {until}) with no listing event in the ledger: "
+                       "an initial listing from before the run")
     profile = {"citizen": int(citizen), "group": str(info["group"]), "start_score": P.start_score,
                "final_score": int(info["score"]), "final_grade": str(info["grade"]), "restricted_at_end": bool(info["restricted"]),
                "true_misconduct_events": int(info["true_misconduct"]),
-               "recorded_events": len(rows), "false_attributions": n_false}
+               "recorded_events": len(rows), "recorded_penalties": int((rows["points"] < 0).sum()),
+               "false_attributions": n_false}
     for col in info.index:
         if col.startswith("propensity_"):
             profile[col] = float(info[col])
     return {"profile": profile, "events": events, "grade_history": grade_history,
             "listings": pd.DataFrame(listings, columns=["blacklist", "from_day", "to_day", "days", "listed_until", "beyond_run"]),
             "sanctions": pd.DataFrame(sanctions, columns=["restriction", "from_day", "to_day", "days", "reason"]),
-            "appeal": appeal, "days": P.days}
+            "appeal": appeal, "days": P.days, "caveats": caveats}

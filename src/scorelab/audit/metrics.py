@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from ..config.loader import ConfigError
 from ..config.models import Scenario
@@ -88,7 +89,11 @@ class RunData:
         sen = led["sensor"]
         real_sensor = np.array([c != "none" for c in sen.cat.categories], dtype=bool)
         scode = sen.cat.codes.to_numpy().astype(np.int64)
+        is_cap = np.array([str(c).endswith(":cap") for c in names], dtype=bool)
+        is_range = np.array([str(c) == "score_range" for c in names], dtype=bool)
         return {
+            "cap_row": is_cap[code] if len(code) else np.zeros(0, dtype=bool),
+            "range_row": is_range[code] if len(code) else np.zeros(0, dtype=bool),
             "pos": np.searchsorted(ids, led["citizen"].to_numpy()),
             "day": led["day"].to_numpy().astype(np.int64),
             "points": led["points"].to_numpy().astype(np.int64),
@@ -110,11 +115,50 @@ class RunData:
 
     @cached_property
     def replay_without_false(self) -> Replay:
-        """The same histories with every false attribution removed (as if each had been appealed)."""
+        """The same histories with every false attribution removed (as if each had been appealed).
+
+        Rows whose points depend on the score at the time are recomputed from the new history: a rule's
+        score cap (``<behaviour>:cap``; every observed event of a capped behaviour caps the score at the
+        end of its day, whether or not the recorded history needed it) and the score range
+        (``score_range``: clipped again where the recorded history was clipped)."""
         a = self.ledger_arrays
-        keep = ~a["false"]
-        return replay(self.params, len(self.citizens), a["pos"][keep], a["day"][keep], a["points"][keep],
-                      a["behaviour"][keep])
+        P = self.params
+        keep = ~a["false"] & ~a["cap_row"]
+        pos, day, pts, beh = a["pos"][keep], a["day"][keep], a["points"][keep], a["behaviour"][keep]
+        rng_row = a["range_row"][keep]
+        M = P.mech if P.mech is not None and P.mech.active else None
+        has_cap = np.append(M.has_cap, False) if M is not None else np.zeros(P.n_behaviours + 1, dtype=bool)
+        if not has_cap.any() and not rng_row.any():
+            return replay(P, len(self.citizens), pos, day, pts, beh)
+        capped = has_cap[beh]
+        cap_val = np.full(len(pos) + int(capped.sum()), np.iinfo(np.int64).max, dtype=np.int64)
+        if capped.any():
+            cap_val[len(pos):] = np.append(M.cap, 0)[beh[capped]]
+        # a cap row after each capped event, ordered after every row of its day
+        pos = np.concatenate([pos, pos[capped]])
+        day = np.concatenate([day, day[capped]])
+        pts = np.concatenate([pts, np.zeros(int(capped.sum()), dtype=np.int64)])
+        rng_row = np.concatenate([rng_row, np.zeros(int(capped.sum()), dtype=bool)])
+        late = np.concatenate([np.zeros(len(beh), dtype=np.int64), np.ones(int(capped.sum()), dtype=np.int64)])
+        beh = np.concatenate([beh, np.full(int(capped.sum()), P.n_behaviours, dtype=np.int64)])
+        order = np.lexsort((late, day, pos))
+        pos, day, pts, beh, rng_row, cap_val = pos[order], day[order], pts[order], beh[order], rng_row[order], cap_val[order]
+        dep = (cap_val < np.iinfo(np.int64).max) | rng_row
+        # the k-th score-dependent row of every citizen in round k: earlier rows are final by then
+        seg0 = np.ones(len(pos), dtype=bool)
+        seg0[1:] = pos[1:] != pos[:-1]
+        rank = np.cumsum(dep) - np.maximum.accumulate(np.where(seg0, np.cumsum(dep) - dep, 0))
+        pts = np.where(dep, 0, pts)
+        lo = P.score_min if P.score_min is not None else np.iinfo(np.int64).min
+        hi = P.score_max if P.score_max is not None else np.iinfo(np.int64).max
+        for k in range(1, int(rank[dep].max(initial=0)) + 1):
+            cs = np.cumsum(pts)
+            head = np.maximum.accumulate(np.where(seg0, np.arange(len(pos)), 0))
+            before = P.start_score + cs - (cs - pts)[head] - pts  # the score just before each row
+            at = dep & (rank == k)
+            new = np.where(rng_row[at], np.clip(before[at], lo, hi), np.minimum(before[at], cap_val[at]))
+            pts[at] = new - before[at]
+        return replay(P, len(self.citizens), pos, day, pts, beh)
 
     @property
     def kept_note(self) -> str:
@@ -136,7 +180,17 @@ def open_run(run_dir: str | Path) -> RunData:
     for t in ("metrics", "citizens", "ledger"):
         if not (path / f"{t}.parquet").is_file():
             raise ConfigError(str(path), None, f"not a complete run directory: {t}.parquet is missing")
-    sc = Scenario.model_validate(manifest["scenario"])
+    missing = [k for k in ("scenario", "population", "group_sizes") if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise ConfigError(str(path / "run.json"), missing[0], "not a scorelab run manifest: this key is missing")
+    try:
+        sc = Scenario.model_validate(manifest["scenario"])
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        raise ConfigError(str(path / "run.json"), f"scenario.{where}" if where else "scenario",
+                          f"the stored scenario is not valid for this scorelab ({first.get('msg')}; "
+                          f"{e.error_count()} problem(s)): was the run made by another version, or edited?") from None
     return RunData(path, manifest, sc, compile_params(sc))
 
 
@@ -173,6 +227,20 @@ def _ci(draws: np.ndarray) -> tuple[float, float]:
         return (math.nan, math.nan)
     lo, hi = np.percentile(d, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def _di(a, b):
+    """Disparate impact a / b of restriction rates: +inf when only the reference group is never restricted
+    (the largest disparity, not a missing value), 1 when neither group is."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(b > 0, a / np.where(b > 0, b, 1), np.where(a > 0, np.inf, np.where(a == 0, 1.0, np.nan)))
+    return out
+
+
+def _di_flag(v: float) -> bool:
+    return bool(not np.isnan(v) and (v < DI_LOW or v > DI_HIGH))
 
 
 def _ratio(a, b):
@@ -266,18 +334,20 @@ def sanctions_table(run: RunData) -> pd.DataFrame:
     rates = df.loc[groups, "ever_restricted_share"]
     ref = rates.idxmin() if rates.notna().any() else groups[0]
     df["reference_group"] = ref
-    di = _ratio(df["ever_restricted_share"].to_numpy(), df.loc[ref, "ever_restricted_share"])
+    di = _di(df["ever_restricted_share"].to_numpy(), df.loc[ref, "ever_restricted_share"])
     df["disparate_impact"] = di
     for name in df.index:
-        d = _ratio(draws[name], draws[ref])
-        lo, hi = _ci(d) if name != ref else (1.0, 1.0)
+        d = _di(draws[name], draws[ref])
+        d = d[~np.isnan(d)]  # +inf draws (a resample without restricted reference citizens) are kept
+        lo, hi = (1.0, 1.0) if name == ref else ((math.nan, math.nan) if len(d) == 0 else
+                                                  tuple(float(x) for x in np.quantile(d, [0.025, 0.975], method="inverted_cdf")))
         df.loc[name, "disparate_impact_ci_low"] = lo
         df.loc[name, "disparate_impact_ci_high"] = hi
     tshare = df.loc[groups, "restricted_mean_share"]
     tref = tshare.idxmin()
-    df["disparate_impact_time"] = _ratio(df["restricted_mean_share"].to_numpy(), df.loc[tref, "restricted_mean_share"])
+    df["disparate_impact_time"] = _di(df["restricted_mean_share"].to_numpy(), df.loc[tref, "restricted_mean_share"])
     df["disparate_impact_flag"] = [
-        (name != "all") and bool(np.isfinite(v) and (v < DI_LOW or v > DI_HIGH)) for name, v in zip(df.index, df["disparate_impact"])
+        (name != "all") and _di_flag(v) for name, v in zip(df.index, df["disparate_impact"])
     ]
     df.loc["all", ["disparate_impact", "disparate_impact_ci_low", "disparate_impact_ci_high", "disparate_impact_time"]] = np.nan
     return df
@@ -296,13 +366,13 @@ def sanctions_aggregate(run: RunData) -> pd.DataFrame:
     ref = mean_share[groups].idxmin()
     rows = []
     for name in groups + ["all"]:
-        di = _ratio(mean_share[name], mean_share[ref]) if name != "all" else np.nan
+        di = float(_di(mean_share[name], mean_share[ref])) if name != "all" else np.nan
         rows.append({"group": name,
                      "citizens": int(run.manifest["population"] if name == "all" else run.manifest["group_sizes"].get(name, 0)),
                      "kept": 0, "restricted_final_share": float(last.loc[name, "restricted_share"]),
                      "restricted_mean_share": float(mean_share[name]), "reference_group": ref,
                      "disparate_impact": float(di), "disparate_impact_time": float(di),
-                     "disparate_impact_flag": bool(name != "all" and np.isfinite(di) and (di < DI_LOW or di > DI_HIGH))})
+                     "disparate_impact_flag": bool(name != "all" and _di_flag(di))})
     return pd.DataFrame(rows).set_index("group")
 
 
@@ -356,10 +426,19 @@ def _speech_behaviours(run: RunData) -> list[str]:
     return [b for b, s in zip(run.params.behaviours, run.params.speech) if s]
 
 
+def _prices(run: RunData) -> dict[str, float]:
+    """Money paid per observed event: governance ``prices``, else a rule's ``money`` (e.g. Rongcheng's
+    500-yuan donation), which the engine also counts in metrics' ``money_collected``."""
+    out = {r.behaviour: float(r.money) for r in run.scenario.policy.rules if getattr(r, "money", 0.0)}
+    out.update({k: float(v) for k, v in run.scenario.policy.governance.prices.items()})
+    return out
+
+
 def _bought_behaviours(run: RunData) -> list[str]:
-    """Behaviours whose points are bought, not earned: priced in governance, or the target of gaming."""
+    """Behaviours whose points are bought, not earned: priced (governance price or a rule's money), or
+    the target of gaming."""
     sc = run.scenario
-    names = set(sc.policy.governance.prices) | {g.behaviour for g in sc.response.gaming}
+    names = set(_prices(run)) | {g.behaviour for g in sc.response.gaming}
     return [b for b in run.params.behaviours if b in names and run.params.points[run.params.behaviours.index(b)] > 0]
 
 
@@ -418,7 +497,7 @@ def gaming_table(run: RunData) -> pd.DataFrame:
     """Points bought (priced or gamed behaviours) versus points earned by conduct, and money collected."""
     P = run.params
     bought = _bought_behaviours(run)
-    prices = run.scenario.policy.governance.prices
+    prices = _prices(run)
     obs = {b: _metric_sum(run, f"observed_{b}") for b in P.behaviours}
     true = {b: _metric_sum(run, f"true_{b}") for b in P.behaviours}
     wrong_rewards = _metric_sum(run, "wrongful_rewards")
@@ -487,7 +566,7 @@ def _spillover(run: RunData) -> dict[str, float]:
     """
     path = run.path / "graph.parquet"
     if not path.is_file():
-        return {}
+        return _household_spillover(run)
     edges = pd.read_parquet(path)
     ids = run.citizens["citizen"].to_numpy()
     restricted = run.replay.restricted_days > 0
@@ -502,6 +581,43 @@ def _spillover(run: RunData) -> dict[str, float]:
         free = mask & ~restricted
         out[name] = float(exposed[free].mean()) if free.any() else math.nan
     return out
+
+
+def _household_spillover(run: RunData) -> dict[str, float]:
+    """Share of citizens free at the end who live with a member restricted at the end (the engine's final
+    states in citizens.parquet, households from its `household` column). Needs every citizen kept: a
+    sample splits households. Empty without households."""
+    c = run.citizens
+    if "household" not in c.columns or len(c) != int(run.manifest["population"]) or len(c) == 0:
+        return {}
+    hh = pd.factorize(c["household"].to_numpy())[0]
+    restricted = c["restricted"].to_numpy(dtype=bool)
+    n_restricted = np.bincount(hh, weights=restricted, minlength=int(hh.max()) + 1)
+    exposed = (n_restricted[hh] - restricted) > 0
+    out = {}
+    for name, mask in _group_rows(run):
+        free = mask & ~restricted
+        out[name] = float(exposed[free].mean()) if free.any() else math.nan
+    return out
+
+
+def _spillover_note(run: RunData) -> str:
+    if (run.path / "graph.parquet").is_file():
+        return "share of unrestricted citizens with a restricted contact, from graph.parquet"
+    c = run.citizens
+    if "household" in c.columns:
+        if len(c) != int(run.manifest["population"]):
+            return ("households are known but only a sample of citizens was kept, which splits households: "
+                    "not measured (rerun with --ledger all)")
+        reached = [col for col in run.metrics.columns if col.startswith("reached_")]
+        m = run.metrics
+        last = m[(m["day"] == m["day"].max()) & (m["group"].astype(str) == "all")]
+        extra = "".join(f"; the engine counts {int(last[col].iloc[0]):,} household members reached by "
+                        f"{col[len('reached_'):]} on the last day" for col in reached)
+        return ("through households: share of citizens free at the end who live with a citizen restricted at the "
+                "end (the engine's final states)" + extra + ". Contact networks are not stored, so spill-over "
+                "through contacts is not measured")
+    return "this run has no households or social graph, so no spill-over channel exists: not measured"
 
 
 def transitions_table(run: RunData, kind: str = "start_end") -> pd.DataFrame:
@@ -549,8 +665,14 @@ def privacy_table(run: RunData) -> pd.DataFrame:
     shared = list(dict.fromkeys(f for r in gov.recipients for f in r.fields))
     for label, fields in [("all_recipients", shared)] + [(r.name, list(r.fields)) for r in gov.recipients]:
         res = k_anonymity(run.citizens, fields)
-        rows.append((f"unique_share[{label}]", res["unique_share"], f"share of citizens unique on {', '.join(res['fields']) or 'nothing'}"
-                     + (f" (not in this run's tables: {', '.join(res['missing'])})" if res["missing"] else "")))
+        if not fields:
+            what = "no recipient is declared, so nothing is measured as shared (a published list the policy does not declare is not counted)"
+        elif not res["fields"]:
+            what = f"not measurable: the shared fields ({', '.join(res['missing'])}) are not in this run's tables"
+        else:
+            what = f"share of citizens unique on {', '.join(res['fields'])}" + (
+                f" (not in this run's tables: {', '.join(res['missing'])})" if res["missing"] else "")
+        rows.append((f"unique_share[{label}]", res["unique_share"], what))
         rows.append((f"below_k{K_ANON}_share[{label}]", res["below_k_share"], f"share in a class of fewer than {K_ANON} citizens"))
         rows.append((f"min_k[{label}]", res["min_k"], "size of the smallest class"))
     return pd.DataFrame(rows, columns=["metric", "value", "note"]).set_index("metric")
@@ -561,9 +683,9 @@ def k_anonymity(citizens: pd.DataFrame, fields: list[str]) -> dict[str, Any]:
     have = [f for f in fields if f in citizens.columns]
     missing = [f for f in fields if f not in citizens.columns]
     n = len(citizens)
-    if not have or n == 0:
-        return {"fields": have, "missing": missing, "unique_share": 0.0, "below_k_share": 0.0,
-                "min_k": float(n), "classes": 1 if n else 0}
+    if not have or n == 0:  # nothing shared that the run's tables hold: not measurable, not "safe"
+        return {"fields": have, "missing": missing, "unique_share": math.nan, "below_k_share": math.nan,
+                "min_k": math.nan, "classes": 0}
     codes = [pd.factorize(citizens[f])[0].astype(np.int64) for f in have]
     key = codes[0]
     for c in codes[1:]:
@@ -605,13 +727,15 @@ def audit_run(run_dir: str | Path | RunData, **options: Any) -> dict[str, pd.Dat
 
 SUMMARY_COLUMNS = {
     "sanctions": ["restricted_final_share", "restricted_mean_share", "ever_restricted_share", "disparate_impact",
+                  "disparate_impact_flag",
                   "restricted_days_mean", "false_positive_rate", "false_negative_rate", "innocent_among_restricted"],
     "wrongful": ["falsely_attributed_share", "wrongly_restricted", "wrongly_restricted_share",
                  "wrongful_restriction_days", "grade_changed", "listing_changed"],
     "chilling": ["speech_run", "speech_counterfactual", "speech_fall", "speech_fall_share"],
     "gaming": ["points_bought", "points_earned_by_conduct", "bought_share_of_points_awarded", "events_induced_by_gaming",
                "money_collected"],
-    "inequality": ["gini", "bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "grade_changes_per_citizen"],
+    "inequality": ["gini", "bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "grade_changes_per_citizen",
+                   "contacts_of_restricted_share"],
 }
 RENAME = {"wrongly_restricted_share": "wrongful_sanctioned_share", "wrongly_restricted": "wrongful_sanctioned",
           "restricted_final_share": "restricted_share"}
@@ -686,28 +810,104 @@ def _ci_base(col: str) -> str:
             "wrongful_restriction_days_per_citizen": "wrongful_restriction_days"}.get(col, col)
 
 
+def unreplayed_mechanisms(run: RunData) -> list[str]:
+    """Mechanisms that change restrictions or listings without a ledger row, which the replay cannot see."""
+    M = run.params.mech
+    if M is None or not M.active:
+        return []
+    out = []
+    for k, name in enumerate(run.params.bl_names):
+        if M.initial_share[k] > 0:
+            out.append(f"initial listings on {name} (drawn at the start, no ledger row)")
+        if M.removed_by[k].any():
+            out.append(f"removals from {name}")
+        if M.extended_by[k].any():
+            out.append(f"extensions of {name}")
+    if M.reach_household.any():
+        out.append("restrictions reaching household members")
+    return out
+
+
+def replay_fidelity(run: RunData) -> dict[str, Any]:
+    """How closely the per-citizen replay reproduces the engine's own totals (exact for point systems).
+
+    With every citizen kept, the replay's restricted and listed citizen-days must equal metrics.parquet's;
+    where a preset's mechanisms act without ledger rows they do not, and every per-citizen restriction
+    figure (ever restricted, FPR/FNR, days restricted, wrongful restriction) is then approximate.
+    """
+    out: dict[str, Any] = {"mechanisms_not_replayed": unreplayed_mechanisms(run), "checked": False}
+    if len(run.citizens) == 0:
+        return out
+    rp = run.replay
+    c = run.citizens
+    out["final_score_agrees"] = float((rp.final_score == c["score"].to_numpy()).mean())
+    out["final_restricted_agrees"] = float((rp.final_restricted == c["restricted"].to_numpy(dtype=bool)).mean())
+    if len(c) == int(run.manifest["population"]):
+        m = run.metrics
+        a = m[m["group"].astype(str) == "all"]
+        out["checked"] = True
+        out["restricted_days_engine"] = int(round(float((a["restricted_share"] * a["population"]).sum())))
+        out["restricted_days_replay"] = int(rp.restricted_days.sum())
+        for k, name in enumerate(run.params.bl_names):
+            if f"listed_{name}" in a.columns:
+                out[f"listed_days_engine[{name}]"] = int(a[f"listed_{name}"].sum())
+                out[f"listed_days_replay[{name}]"] = int(rp.listed_days[:, k].sum())
+    exact = out["final_score_agrees"] == 1.0 and out["final_restricted_agrees"] == 1.0 and (
+        not out["checked"] or (out["restricted_days_engine"] == out["restricted_days_replay"] and all(
+            out[k] == out[k.replace("engine", "replay")] for k in out if k.startswith("listed_days_engine"))))
+    out["exact"] = bool(exact) and not out["mechanisms_not_replayed"]
+    return out
+
+
+def _fidelity_note(f: dict[str, Any]) -> str:
+    if f.get("exact"):
+        return "exact: the replay reproduces the engine's restricted and listed citizen-days and final states"
+    parts = ["APPROXIMATE: per-citizen restriction figures (ever restricted, days restricted, FPR/FNR, wrongful "
+             "restriction, explain's history) are rebuilt from the ledger"]
+    if f.get("mechanisms_not_replayed"):
+        parts.append("which does not record " + "; ".join(f["mechanisms_not_replayed"]))
+    if f.get("checked"):
+        parts.append(f"restricted citizen-days: replay {f['restricted_days_replay']:,} vs engine "
+                     f"{f['restricted_days_engine']:,}")
+    if "final_restricted_agrees" in f:
+        parts.append(f"final restriction state agrees for {f['final_restricted_agrees']:.2%} of kept citizens")
+    return "; ".join(parts) + ". The group shares over time (metrics.parquet) are the engine's own and exact"
+
+
+def _speech_caveat(run: RunData) -> str:
+    P = run.params
+    sp = [b for b, s, pts in zip(P.behaviours, P.speech, P.points) if s and pts < 0]
+    if not sp:
+        return ""
+    return (f". Caution: this policy penalises speech ({', '.join(sp)}), so a citizen whose only 'misconduct' "
+            "was speaking counts as guilty here: the false-positive rate and the share of innocents among the "
+            "restricted are lower bounds of restriction without real wrongdoing")
+
+
 def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     cf = counterfactual(run)
     kept = (f"per-citizen figures use {run.kept_note}" if len(run.citizens) else
             "this run kept no per-citizen detail (--ledger none): ever-restricted shares, errors against ground truth, "
             "wrongful sanctions, inequality, transitions and privacy need a run with --ledger all or a sample size; "
             "disparate impact here compares the groups' mean restricted shares")
-    return {
+    out = {
         "population": f"{run.manifest['population']:,} citizens, {run.params.days} days, seed {run.seed}",
         "kept": kept,
         "intervals": (f"95% percentile bootstrap over the kept citizens, stratified by group, {BOOTSTRAP} resamples, "
                       f"seeded with the run's seed ({run.seed})"),
-        "ground_truth": ("true misconduct = at least one true event of a negative-points behaviour (the policy's own "
-                         "definition, which may include speech); restricted = restricted on at least one day"),
+        "ground_truth": ("true misconduct = at least one true event of a behaviour the policy penalises (its own "
+                         "definition); restricted = restricted on at least one day" + _speech_caveat(run)),
         "wrongful": ("wrongful effects compare each citizen's replayed history with the same history without its false "
                      "attributions, holding the citizen's other recorded events fixed (first order: it ignores that a "
                      "false penalty also deters later behaviour)"),
         "counterfactual": cf["method"],
-        "spillover": ("from graph.parquet" if (run.path / "graph.parquet").is_file()
-                      else "this run has no social graph (graph.parquet), so no spill-over channel exists: not measured"),
+        "spillover": _spillover_note(run) if len(run.citizens) else "needs per-citizen detail",
         "disparate_impact": (f"{'ever-restricted' if len(run.citizens) else 'mean restricted'} share of each group over that of the least restricted group "
                              f"({tables['sanctions']['reference_group'].iloc[0]}); flagged outside {DI_LOW}-{DI_HIGH}"),
     }
+    if len(run.citizens):
+        out["replay"] = _fidelity_note(replay_fidelity(run))
+    return out
 
 
 def write_audit(run_dir: str | Path | RunData, **options: Any) -> dict[str, Any]:
@@ -723,7 +923,7 @@ def write_audit(run_dir: str | Path | RunData, **options: Any) -> dict[str, Any]
     _atomic(run.path / "audit.parquet", lambda p: write_parquet(pa.Table.from_pandas(long, preserve_index=False), p))
     curve = tables["chilling_curve"]
     _atomic(run.path / "chilling.parquet", lambda p: write_parquet(pa.Table.from_pandas(curve, preserve_index=False), p))
-    doc = {"summary": _clean(summary), "notes": note,
+    doc = {"summary": _clean(summary), "notes": note, "replay_fidelity": _clean(replay_fidelity(run)),
            "tables": {k: _records(v) for k, v in tables.items() if k != "chilling_curve"}}
     _atomic(run.path / "audit.json", lambda p: p.write_text(json.dumps(doc, indent=1, default=str) + "\n"))
     return {"run": run, "tables": tables, "summary": summary, "notes": note}

@@ -38,6 +38,8 @@ def _num(v: Any, pct: bool = False, digits: int = 3) -> str:
         f = float(v)
     except (TypeError, ValueError):
         return e(v)
+    if math.isinf(f):
+        return "∞" if f > 0 else "−∞"
     if not math.isfinite(f):
         return "–"
     if pct:
@@ -79,12 +81,26 @@ def scenario_words(run: RunData) -> str:
     out = [f"<p><b>{e(sc.scenario.name)}</b>: {e(sc.scenario.description)}</p>",
            f"<p>{m['population']:,} synthetic citizens in groups {groups}, simulated for {m['days']} days with seed "
            f"{m['seed']}. Per-citizen detail kept for {e(run.kept_note)}.</p>",
-           f"<p>Policy <b>{e(pol.name)}</b>: {e(pol.description)} Everyone starts at {pol.start_score} points.</p>"]
+           f"<p>Policy <b>{e(pol.name)}</b>: {e(pol.description)}"
+           + ("" if f"starts at {pol.start_score}" in (pol.description or "") else f" Everyone starts at {pol.start_score} points.")
+           + "</p>"]
+
+    def also(r) -> str:
+        bits = []
+        if getattr(r, "cap_score", None) is not None:
+            bits.append(f"score capped at {r.cap_score}")
+        if getattr(r, "money", 0.0):
+            bits.append(f"costs the citizen {r.money:,.0f} (money collected)")
+        price = sc.policy.governance.prices.get(r.behaviour)
+        if price:
+            bits.append(f"price {price:,.0f}")
+        return e("; ".join(bits))
+
     rows = "".join(
-        f"<tr><td>{e(r.behaviour)}</td><td>{r.points:+d}</td><td>{e(r.sensor)}</td>"
+        f"<tr><td>{e(r.behaviour)}</td><td>{r.points:+d}</td><td>{also(r)}</td><td>{e(r.sensor)}</td>"
         f"<td>{e(', '.join(s.value for s in r.sensitive))}</td><td>{e(sc.policy.governance.contexts.get(r.behaviour, ''))}</td></tr>"
         for r in pol.rules)
-    out.append("<table class='t'><tr><th>rule (behaviour)</th><th>points</th><th>sensor</th><th>sensitive</th>"
+    out.append("<table class='t'><tr><th>rule (behaviour)</th><th>points</th><th>also</th><th>sensor</th><th>sensitive</th>"
                f"<th>context</th></tr>{rows}</table>")
     bands = sorted(pol.grades, key=lambda g: -1e18 if g.min is None else g.min, reverse=True)
     if bands:
@@ -92,12 +108,19 @@ def scenario_words(run: RunData) -> str:
             f"{e(g.name)} {'≥ ' + str(g.min) if g.max is None else ('≤ ' + str(g.max) if g.min is None else f'{g.min}–{g.max}')}"
             for g in bands) + ".</p>")
     for bl in pol.blacklists:
+        extra = []
+        if getattr(bl, "removed_by", None):
+            extra.append(f"a citizen leaves it on {' or '.join(map(e, bl.removed_by))}")
+        if getattr(bl, "extended_by", None):
+            extra.append(f"the listing is extended on {' or '.join(map(e, bl.extended_by))}")
+        if getattr(bl, "initial_share", 0):
+            extra.append(f"{bl.initial_share:.1%} of citizens are already listed when the run starts")
         out.append(f"<p>Blacklist <b>{e(bl.name)}</b>: one observed {e(bl.trigger)} lists a citizen for "
-                   f"{bl.duration_days} days. {e(bl.description)}</p>")
+                   f"{bl.duration_days} days" + "".join(f"; {x}" for x in extra) + f". {e(bl.description)}</p>")
     for r in pol.restrictions:
-        why = [f"grade {', '.join(map(e, r.grades))}"] if r.grades else []
+        why = [f"in grade {', '.join(map(e, r.grades))}"] if r.grades else []
         why += [f"listed on {', '.join(map(e, r.blacklists))}"] if r.blacklists else []
-        out.append(f"<p>Restriction <b>{e(r.name)}</b> ({e(r.description)}) applies to citizens with {' or '.join(why)}.</p>")
+        out.append(f"<p>Restriction <b>{e(r.name)}</b> ({e(r.description)}) applies to citizens {' or '.join(why)}.</p>")
     d = sc.response.deterrence
     resp = []
     if d.factor < 1:
@@ -268,6 +291,7 @@ tr.fail td.v{background:#d62728;color:#fff;font-weight:bold} tr.warn td.v{backgr
 tr.pass td.v{background:#2ca02c;color:#fff;font-weight:bold} .ev{color:#555;font-size:.9em;margin-top:.3em}
 blockquote{margin:.3em 0;font-style:italic;color:#333} .kpi{display:inline-block;border:1px solid #ddd;border-radius:6px;padding:.5em .8em;margin:.3em}
 .kpi b{display:block;font-size:1.4em}
+.warnbox{background:#fff4d6;border-left:4px solid #ffbf47;padding:.5em .8em;font-size:.9em}
 """
 
 
@@ -286,7 +310,7 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
     verdicts = comp["verdict"].value_counts()
     kpis = [("citizens", f"{run.manifest['population']:,}"), ("days", str(run.params.days)),
             ("restricted at the end", _num(summ.get("restricted_share[all]"), pct=True)),
-            ("restricted without misconduct", _num(summ.get("innocent_among_restricted[all]"), pct=True)),
+            ("of the restricted had no true misconduct", _num(summ.get("innocent_among_restricted[all]"), pct=True)),
             ("wrongly restricted (kept citizens)", _num(summ.get("wrongful_sanctioned[all]"))),
             ("speech lost to the policy", _num(summ.get("speech_fall_share[all]"), pct=True)),
             ("principles failed", f"{verdicts.get('fail', 0)} of {len(comp)}")]
@@ -317,6 +341,8 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
                          "false_negative_rate": ("false_negative_ci_low", "false_negative_ci_high"),
                          "innocent_among_restricted": ("innocent_among_restricted_ci_low", "innocent_among_restricted_ci_high")}))
     p.add(f"<p class='note'>{e(notes['disparate_impact'])}. {e(notes['ground_truth'])}. Intervals: {e(notes['intervals'])}.</p>")
+    if notes.get("replay", "").startswith("APPROXIMATE"):
+        p.add(f"<p class='warnbox'><b>Read with care.</b> {e(notes['replay'])}.</p>")
 
     p.add("<h2>Wrongful penalties and sanctions</h2>")
     p.figure(fig_lines(run, "wrongful_penalties", "False attributions scored, cumulative per 1,000 citizens",
@@ -360,14 +386,22 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
 def _per_citizen_sections(p: Page, run: RunData, t: dict[str, pd.DataFrame], notes: dict[str, str]) -> None:
     p.add("<h2>Inequality and mobility</h2>")
     if len(t["transitions"].columns):
-        p.figure(fig_transitions(run, t), "Rows: grade before; columns: grade after (kept citizens).")
+        starts = t["transitions"].sum(axis=1)
+        only = [str(g) for g, v in starts.items() if v > 0]
+        first = (f" Every citizen starts in grade {e(only[0])}, so the left matrix has one row: where they ended."
+                 if len(only) == 1 else "")
+        p.figure(fig_transitions(run, t), "Rows: grade before; columns: grade after (kept citizens)." + first)
     p.add(html_table(t["inequality"], [("gini", "Gini of scores"), ("score_p10", "p10"), ("score_p50", "median"),
                                        ("score_p90", "p90"), ("bottom_grades", "bottom grades"),
                                        ("bottom_share_final", "in bottom grades at the end"),
                                        ("ever_bottom_share", "ever in bottom grades"),
                                        ("stuck_in_bottom_share", "of those, still there at the end"),
-                                       ("contacts_of_restricted_share", "free citizens with a restricted contact")],
+                                       ("contacts_of_restricted_share", "free citizens living with / in contact with a restricted one")],
                      pct={"bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "contacts_of_restricted_share"}))
+    p.add("<p class='note'>Gini is computed on the final scores measured from 0 (or from the lowest possible score "
+          "when scores can be negative). When everyone starts high (say 1000 points) and loses or gains tens of "
+          "points, the Gini is close to 0 even for citizens whose lives the grades changed: read it with the "
+          "p10-p90 spread and the bottom-grade shares beside it.</p>")
     p.add(f"<p class='note'>Spill-over: {e(notes['spillover'])}.</p>")
 
     p.add("<h2>Privacy exposure</h2>")

@@ -95,6 +95,14 @@ def _check_same_population(arms: list[Arm]) -> None:
             raise ConfigError(a.source, "scenario.population",
                               f"{a.label} simulates {s['population']:,} citizens for {s['days']} days but {first.label} "
                               f"{s0['population']:,} for {s0['days']}; give --population and --days to use one for all")
+        if a.scenario["behaviours"] != first.scenario["behaviours"]:
+            b0 = {x["name"]: x for x in first.scenario["behaviours"]}
+            b1 = {x["name"]: x for x in a.scenario["behaviours"]}
+            diff = sorted(set(b0) ^ set(b1)) or sorted(n for n in b0 if b0[n] != b1.get(n))
+            raise ConfigError(a.source, "behaviours",
+                              f"{a.label}'s citizens behave differently from {first.label}'s (behaviours differ: "
+                              f"{', '.join(diff)}): a comparison of policies needs one synthetic population; "
+                              "change only the policy (a policy file applied to the base scenario), or use a sweep")
         g = [(x["name"], x["share"]) for x in a.scenario["groups"]]
         if g != g0:
             raise ConfigError(a.source, "groups",

@@ -74,8 +74,12 @@ def _plots(cmp: "Comparison") -> list[str]:
     # paired differences with their intervals, headline metrics
     heads = [m for m in HEADLINE if any(k.rpartition(".")[0] == m for r in cmp.results.values() for k in r)]
     if heads and cmp.results:
-        fig = make_subplots(rows=1, cols=len(heads), subplot_titles=heads)
-        for j, metric in enumerate(heads, start=1):
+        ncol = min(4, len(heads))
+        nrow = (len(heads) + ncol - 1) // ncol
+        fig = make_subplots(rows=nrow, cols=ncol, subplot_titles=[h.replace("_", " ") for h in heads],
+                            vertical_spacing=0.5 / max(nrow, 1) if nrow > 1 else 0.1)
+        for j0, metric in enumerate(heads):
+            j, row, col = j0 + 1, j0 // ncol + 1, j0 % ncol + 1
             for i, (label, res) in enumerate(cmp.results.items()):
                 items = [(k.rpartition(".")[2], p) for k, p in res.items() if k.rpartition(".")[0] == metric]
                 y = [p.diff_mean for _, p in items]
@@ -84,9 +88,9 @@ def _plots(cmp: "Comparison") -> list[str]:
                 fig.add_trace(go.Scatter(x=[g for g, _ in items], y=y, mode="markers", name=f"{label} − {base}",
                                          legendgroup=label, showlegend=(j == 1),
                                          error_y=dict(type="data", symmetric=False, array=err_hi, arrayminus=err_lo),
-                                         marker=dict(size=9, color=_colour(i))), row=1, col=j)
-            fig.add_hline(y=0, line=dict(color="#999", width=1), row=1, col=j)
-        fig.update_layout(height=380, margin=dict(l=40, r=20, t=50, b=40),
+                                         marker=dict(size=9, color=_colour(i))), row=row, col=col)
+            fig.add_hline(y=0, line=dict(color="#999", width=1), row=row, col=col)
+        fig.update_layout(height=120 + 260 * nrow, margin=dict(l=40, r=20, t=70, b=40),
                           title=f"paired differences against {base} (markers: mean; bars: CI)")
         out.append(fig.to_html(full_html=False, include_plotlyjs=False))
     # the daily course of mean score and restricted share, mean over replicates, per arm

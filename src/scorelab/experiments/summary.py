@@ -8,6 +8,7 @@ package provides ``scorelab.audit.metrics.audit_summary(run_dir)``, it is used a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -34,10 +35,47 @@ DESCRIPTIONS = {
     "share_wrongfully_penalised": "share of citizens with at least one wrongful penalty",
     "share_restricted_without_misconduct": "share restricted on the last day with no true misconduct",
     "mean_score_of_wrongfully_penalised": "mean final score of citizens with a wrongful penalty",
+    # from the audit (scorelab.audit.metrics.audit_summary; per-citizen figures use the kept citizens)
+    "restricted_share": "share restricted on the last day (audit)",
+    "restricted_mean_share": "share restricted, averaged over days (audit)",
+    "ever_restricted_share": "share restricted on at least one day",
+    "disparate_impact": "ever-restricted share over that of the least restricted group (flag outside 0.8-1.25)",
+    "restricted_days_mean": "days restricted per citizen",
+    "false_positive_rate": "share of citizens without true misconduct who were restricted",
+    "false_negative_rate": "share of citizens with true misconduct never restricted",
+    "innocent_among_restricted": "share of the restricted with no true misconduct",
+    "falsely_attributed_share": "share of citizens with at least one false attribution",
+    "wrongful_sanctioned": "citizens restricted only because of false attributions",
+    "wrongful_sanctioned_share": "share of citizens restricted only because of false attributions",
+    "wrongful_restriction_days": "days of restriction caused by false attributions alone",
+    "grade_changed": "citizens whose grade history false attributions changed",
+    "listing_changed": "citizens whose blacklist history false attributions changed",
+    "speech_run": "true speech events with the policy",
+    "speech_counterfactual": "true speech events without the policy (same seeds)",
+    "speech_fall": "speech events lost to the policy (chilling effect)",
+    "speech_fall_share": "share of speech lost to the policy (chilling effect)",
+    "points_bought": "points bought (donations, purchases)",
+    "points_earned_by_conduct": "points awarded for conduct, not bought",
+    "bought_share_of_points_awarded": "bought share of all points awarded",
+    "events_induced_by_gaming": "bought events beyond what citizens would do without the policy",
+    "money_collected": "money paid for bought points",
+    "gini": "Gini coefficient of final scores",
+    "bottom_share_final": "share in the sanctioned (bottom) grades at the end",
+    "ever_bottom_share": "share ever in the bottom grades",
+    "stuck_in_bottom_share": "of those ever in the bottom grades, share still there at the end",
+    "grade_changes_per_citizen": "grade changes per citizen",
+    "contacts_of_restricted_share": "share of free citizens living with (or in contact with) a restricted citizen",
+    "sources_per_citizen_mean": "distinct data sources with a record per citizen",
+    "fused_share": "share of citizens with records from two or more sources",
+    "records_per_citizen_mean": "records held per citizen",
+    "unique_share": "share of citizens unique on the fields shared with recipients",
+    "below_k5_share": "share of citizens in a class of fewer than 5 on the shared fields",
 }
 
 HEADLINE = ["final_mean_score", "final_restricted_share", "penalties", "wrongful_penalties", "criticism",
-            "share_wrongfully_penalised"]
+            "share_wrongfully_penalised",
+            # the audit's: who is restricted more, who without misconduct, who by error alone, what speech is lost
+            "disparate_impact", "false_positive_rate", "wrongful_sanctioned_share", "speech_fall"]
 
 
 def run_summary(run_dir: str | Path) -> dict[str, float]:
@@ -119,12 +157,23 @@ def summarise(run_dir: str | Path) -> dict[str, float]:
     merged: dict[str, float] = {}
     for fn in providers():
         for k, v in fn(Path(run_dir)).items():
+            k = _dotted(k)
             if k not in merged:
                 try:
                     merged[k] = float(v)
                 except (TypeError, ValueError):
                     continue  # non-scalar values are not compared
     return merged
+
+
+_BRACKETED = re.compile(r"^(?P<metric>[^\[\]]+)\[(?P<group>[^\[\]]+)\]$")
+
+
+def _dotted(key: str) -> str:
+    """The audit names its metrics ``metric[group]``; comparisons and sweeps use ``metric.group``, so one
+    metric of every provider is read, ordered and queried the same way (``disparate_impact.rural``)."""
+    m = _BRACKETED.match(key)
+    return f"{m['metric']}.{m['group']}" if m else key
 
 
 def summaries_frame(rows: list[tuple[dict[str, object], dict[str, float]]]) -> pd.DataFrame:
