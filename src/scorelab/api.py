@@ -65,8 +65,8 @@ def state_bytes_per_citizen(params: Params) -> int:
 def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
     """Peak bytes a run needs: shards in flight, candidate batches, kept ledger and citizen rows."""
     N = params.population
-    shard = min(N, runner.SHARD_SIZE)
-    in_flight = min(workers, math.ceil(N / runner.SHARD_SIZE))
+    shard = min(N, runner.shard_size(N))
+    in_flight = min(workers, math.ceil(N / shard))
     per_shard = shard * (state_bytes_per_citizen(params) + 8) + 1_500_000 * 40 * max(1, params.n_behaviours)
     kept = 0 if detail.mode == "none" else math.ceil(N / detail.stride)
     per_day = params.expected_events_per_citizen_day()
@@ -146,7 +146,7 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
                                               "finish it with `scorelab run --resume` or pass --force to start over")
         shutil.rmtree(stage)
     plan = {"scenario": sc.model_dump(mode="json"), "seed": seed, "ledger": ledger,
-            "shard_size": runner.SHARD_SIZE, "scorelab": __version__}
+            "shard_size": runner.shard_size(sc.scenario.population), "scorelab": __version__}
     return _execute(sc, seed, out, stage, plan, ledger, workers, force, progress, resumed=False)
 
 
@@ -159,10 +159,10 @@ def resume(out: str | Path, workers: int | None = None, progress: Callable[[int,
         if (out / "run.json").exists():
             raise ConfigError(str(out), None, "this run is already complete; nothing to resume")
         raise ConfigError(str(out), None, f"no unfinished run to resume here (no checkpoint in {stage})")
-    if plan.get("shard_size") != runner.SHARD_SIZE:
-        raise ConfigError(str(out), "shard_size", f"the run was started with shards of {plan.get('shard_size')} "
-                                                  f"citizens, this scorelab uses {runner.SHARD_SIZE}")
     sc = Scenario.model_validate(plan["scenario"])
+    if plan.get("shard_size") != runner.shard_size(sc.scenario.population):
+        raise ConfigError(str(out), "shard_size", f"the run was started with shards of {plan.get('shard_size')} "
+                                                  f"citizens, this scorelab uses {runner.shard_size(sc.scenario.population)}")
     return _execute(sc, plan["seed"], out, stage, plan, plan.get("ledger"), workers, False, progress, resumed=True)
 
 
@@ -213,7 +213,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             "detail": {"mode": detail.mode, "stride": detail.stride, "kept": "" if detail.mode == "none" else detail.describe(params.population),
                        "ledger_rows": led.num_rows, "citizens_rows": cit.num_rows},
             "shards": len(specs),
-            "shard_size": runner.SHARD_SIZE,
+            "shard_size": runner.shard_size(params.population),
             "resumed_shards": len(done),
             "workers": min(workers, max(1, len(specs) - len(done))),
             "bytes_per_citizen_state": state_bytes_per_citizen(params),

@@ -21,7 +21,19 @@ import numpy as np
 from .kernel import ShardResult, ShardSpec, simulate_shard
 from .params import Params
 
-SHARD_SIZE = int(os.environ.get("SCORELAB_SHARD_SIZE", 1 << 20))  # 1,048,576 citizens (a tuning knob; recorded in run.json)
+# Shard size: 1,048,576 citizens up to 64 shards' worth, 4,194,304 beyond (fewer shards, less per-day
+# overhead for national runs). A function of N alone, recorded in run.json. SCORELAB_SHARD_SIZE (or
+# setting SHARD_SIZE) fixes it, for tests and tuning.
+SHARD_SIZE: int | None = int(os.environ["SCORELAB_SHARD_SIZE"]) if os.environ.get("SCORELAB_SHARD_SIZE") else None
+SMALL_SHARD, LARGE_SHARD = 1 << 20, 1 << 22
+
+
+def shard_size(population: int) -> int:
+    if SHARD_SIZE:
+        return int(SHARD_SIZE)
+    return SMALL_SHARD if population <= 64 * SMALL_SHARD else LARGE_SHARD
+
+
 MIN_SPLIT = 200_000  # from this population on, at least two shards, and an even number of them
 DEFAULT_DETAIL_LIMIT = 2_000_000  # keep every citizen's ledger up to this population
 DEFAULT_SAMPLE = 1_000_000
@@ -58,7 +70,7 @@ def plan_detail(population: int, ledger: str | None) -> Detail:
 
 
 def plan_shards(population: int, seed: int, detail: Detail, snapshot_every: int = 30) -> list[ShardSpec]:
-    n = max(1, math.ceil(population / SHARD_SIZE))
+    n = max(1, math.ceil(population / shard_size(population)))
     if population >= MIN_SPLIT and n % 2:  # an even count keeps two cores busy to the end
         n += 1
     base, extra = divmod(population, n)
