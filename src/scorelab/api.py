@@ -73,6 +73,25 @@ def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
     return int(in_flight * per_shard + ledger + citizens + 200e6)
 
 
+BACKENDS = ("numpy", "jax")
+
+
+def _jax_backend(backend: str, params: Params):
+    """The jax_backend module when ``backend == "jax"`` (imported only then), None for numpy; ConfigError otherwise."""
+    if backend not in BACKENDS:
+        raise ConfigError("--backend", None, f"{backend!r} is not a backend; use one of: {', '.join(BACKENDS)}")
+    if backend == "numpy":
+        return None
+    try:
+        from .engine import jax_backend
+    except ImportError:
+        raise ConfigError("--backend", None, "jax is not installed; install with pip install 'scorelab[gpu]'") from None
+    why = jax_backend.unsupported(params)
+    if why:
+        raise ConfigError("--backend", None, f"jax: {why}")
+    return jax_backend
+
+
 @dataclass
 class Run:
     """A finished run directory. Tables load lazily as pandas DataFrames."""
@@ -119,11 +138,13 @@ class Run:
 def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str | Path | None = None, *,
              population: int | None = None, days: int | None = None, ledger: str | None = None,
              workers: int | None = None, force: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> Run:
+             progress: Callable[[int, int], None] | None = None, backend: str = "numpy") -> Run:
     """Run a scenario and write its run directory; returns the `Run`.
 
     ``out=None`` writes to a new temporary directory. ``ledger``: "all", "none", a number of citizens to
     keep detail for, or None (all up to 2 million citizens, else a 1-million sample).
+    ``backend``: "numpy" (the sparse CPU kernel) or "jax" (the dense kernel on JAX's default device, GPU or
+    CPU; RR-1-class scenarios only; needs the ``gpu`` extra). See docs/gpu.md.
     """
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if population is not None or days is not None:
@@ -131,6 +152,7 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
         sc = Scenario.model_validate({**sc.model_dump(), "scenario": meta.model_dump()})
     seed = sc.scenario.seed if seed is None else seed
     params = compile_params(sc)
+    jaxb = _jax_backend(backend, params)
     detail = plan_detail(params.population, ledger)
     workers = workers or default_workers()
     need = estimate_memory(params, detail, workers)
@@ -147,9 +169,10 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
     if out.exists() and not force:
         raise ConfigError(str(out), None, "output directory exists; choose another --out or pass --force to replace it")
 
-    specs = plan_shards(params.population, seed, detail)
+    shard_size = jaxb.shard_size() if jaxb else SHARD_SIZE
+    specs = plan_shards(params.population, seed, detail, shard_size=shard_size)
     t0 = time.perf_counter()
-    results = run_shards(params, specs, workers=workers, progress=progress)
+    results = run_shards(params, specs, workers=workers, progress=progress, backend=backend)
     sim_s = time.perf_counter() - t0
 
     tmp = staging_dir(out)
@@ -173,15 +196,18 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
             "detail": {"mode": detail.mode, "stride": detail.stride, "kept": "" if detail.mode == "none" else detail.describe(params.population),
                        "ledger_rows": led.num_rows, "citizens_rows": cit.num_rows},
             "shards": len(specs),
-            "shard_size": SHARD_SIZE,
-            "workers": min(workers, len(specs)),
+            "shard_size": shard_size,
+            "workers": 1 if jaxb else min(workers, len(specs)),
+            "backend": backend,
+            "device": jaxb.device_description() if jaxb else "cpu",
             "bytes_per_citizen_state": state_bytes_per_citizen(params),
             "wall_seconds": round(wall, 4),
             "simulate_seconds": round(sim_s, 4),
             "agent_days_per_second": params.population * params.days / wall,
             "versions": {"python": platform.python_version(), "numpy": np.__version__,
                          "pyarrow": __import__("pyarrow").__version__,
-                         "pydantic": __import__("pydantic").__version__},
+                         "pydantic": __import__("pydantic").__version__,
+                         **({"jax": __import__("jax").__version__} if jaxb else {})},
             "tables": ["metrics.parquet", "citizens.parquet", "ledger.parquet", "distribution.parquet"],
         }
         write_manifest(tmp / "run.json", manifest)

@@ -98,6 +98,7 @@ def run(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="processes (default: all cores)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     no_report: bool = typer.Option(False, "--no-report", help="do not write report.html at the end"),
+    backend: str = typer.Option("numpy", "--backend", help="numpy (sparse, CPU) or jax (dense, GPU; needs scorelab[gpu]; see docs/gpu.md)"),
 ) -> None:
     """Simulate a scenario and write its run directory (default: the Rongcheng pilot, 670,000 citizens for a year; RR-1 by name)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -124,7 +125,7 @@ def run(
                 bar.update(task, completed=done, total=total)
 
             result = simulate(sc, seed=seed_, out=target, ledger=detail, workers=workers, force=force,
-                              progress=progress)
+                              progress=progress, backend=backend)
     except ConfigError as e:
         fail(str(e))
         return

@@ -29,6 +29,7 @@ in the numpy path imports this module).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -64,7 +65,7 @@ def unsupported(params: Params) -> str | None:
 
 def device_description() -> str:
     d = jax.devices()[0]
-    return f"{d.platform}:{getattr(d, 'device_kind', d.platform)}"
+    return f"{d.platform}:{getattr(d, 'device_kind', d.platform)} (jax prng {prng_name()})"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,12 +275,32 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
     return jax.jit(chunk, donate_argnums=(0,) if donate else ())
 
 
+_CACHE: dict[tuple, tuple[Params, Callable]] = {}
+
+
+def _compiled(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
+    """The jitted chunk for these params and shapes, shared by the shards of a run (same-size shards compile once)."""
+    key = (id(P), n_pad, n_keep, donate)
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] is not P:
+        if len(_CACHE) > 8:
+            _CACHE.clear()
+        hit = _CACHE[key] = (P, _make_chunk(P, lay, n_pad, n_keep, donate))
+    return hit[1]
+
+
 # --------------------------------------------------------------------------------------------------
 
 
+def prng_name(impl: str | None = None) -> str:
+    """The PRNG implementation in use: ``impl``, else $SCORELAB_JAX_PRNG, else JAX's default."""
+    return impl or os.environ.get("SCORELAB_JAX_PRNG") or str(jax.config.jax_default_prng_impl)
+
+
 def _shard_key(seed: int, index: int, impl: str | None):
+    impl = prng_name(impl)
     words = np.random.SeedSequence(seed, spawn_key=(index, 0x4A4158)).generate_state(2, dtype=np.uint32)
-    key = jax.random.key(0, impl=impl) if impl else jax.random.key(0)
+    key = jax.random.key(0, impl=impl)
     for w in words:
         key = jax.random.fold_in(key, int(w))
     return key
@@ -323,7 +344,7 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
 
     dev = jax.devices()[0]
     donate = dev.platform != "cpu"
-    step = _make_chunk(P, lay, n_pad, n_keep, donate)
+    step = _compiled(P, lay, n_pad, n_keep, donate)
     grp = jnp.asarray(grp_np)
     onehot = (grp[:, None] == jnp.arange(G, dtype=grp.dtype)[None, :]).astype(jnp.int8)  # [n, G]
     consts = (grp, onehot, jnp.asarray(kept_idx.astype(np.int32)))
@@ -460,3 +481,42 @@ def _citizens(P: Params, spec: ShardSpec, ids: np.ndarray, bounds: np.ndarray, s
         if slot >= 0:
             cit[f"propensity_{name}"] = P.deter_table[slot][deter[slot]].astype(np.float32)
     return cit
+
+
+GPU_SHARD_SIZE = 1 << 27  # 134 million citizens: few shards, few kernel launches per citizen-day
+
+
+def shard_size() -> int:
+    """Citizens per shard for this device: large on accelerators, the numpy kernel's size on CPU."""
+    from .runner import SHARD_SIZE
+
+    return SHARD_SIZE if jax.devices()[0].platform == "cpu" else GPU_SHARD_SIZE
+
+
+def precompile(params: Params, spec: ShardSpec, prng_impl: str | None = None) -> None:
+    """Compile (and run once, discarding the result) the day-chunk shapes a shard of ``spec.size`` needs.
+
+    Used by benchmarks/gpu.py to time compilation apart from the run: later shards of that size hit the cache.
+    """
+    P = params
+    lay = _layout(P)
+    n_pad = max(lay.block, -(-spec.size // lay.block) * lay.block)
+    n_keep = len(range((-spec.offset) % spec.keep_stride, spec.size, spec.keep_stride)) if spec.keep_stride else 0
+    step = _compiled(P, lay, n_pad, n_keep, jax.devices()[0].platform != "cpu")
+    G = P.n_groups
+    grp = jnp.zeros(n_pad, dtype=jnp.int8 if G < 127 else jnp.int16)
+    onehot = (grp[:, None] == jnp.arange(G, dtype=grp.dtype)[None, :]).astype(jnp.int8)
+    consts = (grp, onehot, jnp.zeros(n_keep, jnp.int32))
+    key = _shard_key(spec.seed, spec.index, prng_impl)
+    T, every = P.days, spec.snapshot_every
+    lengths = {min(every, T)} | ({T % every} if T % every else set())
+    for length in sorted(lengths):
+        state = (
+            jnp.full(n_pad, P.start_score, dtype=jnp.dtype(P.score_dtype)),
+            jnp.full((len(P.bl_names), n_pad), -1, dtype=jnp.dtype(P.day_dtype)),
+            jnp.zeros((P.deter_table.shape[0], n_pad), dtype=jnp.uint8),
+            jnp.zeros(n_pad, dtype=jnp.uint8),
+        )
+        days = jnp.arange(length, dtype=jnp.int32)
+        keys = jax.vmap(lambda d: jax.random.fold_in(key, d))(days)
+        jax.block_until_ready(step(state, consts, days, keys))

@@ -56,8 +56,9 @@ def plan_detail(population: int, ledger: str | None) -> Detail:
     return Detail("sample", max(1, math.ceil(population / k)))
 
 
-def plan_shards(population: int, seed: int, detail: Detail, snapshot_every: int = 30) -> list[ShardSpec]:
-    n = max(1, math.ceil(population / SHARD_SIZE))
+def plan_shards(population: int, seed: int, detail: Detail, snapshot_every: int = 30,
+                shard_size: int = SHARD_SIZE) -> list[ShardSpec]:
+    n = max(1, math.ceil(population / shard_size))
     base, extra = divmod(population, n)
     specs, offset = [], 0
     for i in range(n):
@@ -84,7 +85,7 @@ def _run_in_worker(args):
 def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
                progress: Callable[[int, int], None] | None = None,
                done: Callable[[ShardResult], None] | None = None,
-               skip: set[int] | None = None) -> list[ShardResult]:
+               skip: set[int] | None = None, backend: str = "numpy") -> list[ShardResult]:
     """Simulate shards (in this process, or a pool of `workers` processes); results in shard order.
 
     ``progress(days_done, days_total)`` is called as days complete; ``done(result)`` as each shard ends,
@@ -94,11 +95,12 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     todo = [s for s in specs if not skip or s.index not in skip]
     total = len(todo) * params.days
     results: list[ShardResult] = []
-    workers = max(1, min(workers, len(todo)))
+    workers = 1 if backend == "jax" else max(1, min(workers, len(todo)))  # one process drives the device
+    sim = simulate_shard if backend == "numpy" else __import__("scorelab.engine.jax_backend", fromlist=["x"]).simulate_shard_jax
     if workers == 1:
         finished = 0
         for spec in todo:
-            r = simulate_shard(params, spec, (lambda d, f=finished: progress(f + d, total)) if progress else None)
+            r = sim(params, spec, (lambda d, f=finished: progress(f + d, total)) if progress else None)
             finished += params.days
             if done:
                 done(r)
