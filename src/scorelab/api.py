@@ -169,7 +169,7 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
     if out.exists() and not force:
         raise ConfigError(str(out), None, "output directory exists; choose another --out or pass --force to replace it")
 
-    shard_size = jaxb.shard_size() if jaxb else SHARD_SIZE
+    shard_size = jaxb.shard_size() if jaxb else None
     specs = plan_shards(params.population, seed, detail, shard_size=shard_size)
     t0 = time.perf_counter()
     results = run_shards(params, specs, workers=workers, progress=progress, backend=backend)
@@ -196,7 +196,7 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
             "detail": {"mode": detail.mode, "stride": detail.stride, "kept": "" if detail.mode == "none" else detail.describe(params.population),
                        "ledger_rows": led.num_rows, "citizens_rows": cit.num_rows},
             "shards": len(specs),
-            "shard_size": shard_size,
+            "shard_size": shard_size or SHARD_SIZE,
             "workers": 1 if jaxb else min(workers, len(specs)),
             "backend": backend,
             "device": jaxb.device_description() if jaxb else "cpu",

@@ -57,8 +57,8 @@ def plan_detail(population: int, ledger: str | None) -> Detail:
 
 
 def plan_shards(population: int, seed: int, detail: Detail, snapshot_every: int = 30,
-                shard_size: int = SHARD_SIZE) -> list[ShardSpec]:
-    n = max(1, math.ceil(population / shard_size))
+                shard_size: int | None = None) -> list[ShardSpec]:
+    n = max(1, math.ceil(population / (shard_size or SHARD_SIZE)))
     base, extra = divmod(population, n)
     specs, offset = [], 0
     for i in range(n):
