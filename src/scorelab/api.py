@@ -171,6 +171,8 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
 
     shard_size = jaxb.shard_size() if jaxb else None
     specs = plan_shards(params.population, seed, detail, shard_size=shard_size)
+    if jaxb and (why := jaxb.check_detail(specs)):
+        raise ConfigError("--ledger", None, f"jax: {why}")
     t0 = time.perf_counter()
     results = run_shards(params, specs, workers=workers, progress=progress, backend=backend)
     sim_s = time.perf_counter() - t0

@@ -28,7 +28,9 @@ DEFAULT_SCENARIO = "rongcheng"
 
 def fail(message: str) -> None:
     """Report a user's mistake and exit 2."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(2)
 
 

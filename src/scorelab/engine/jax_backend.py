@@ -28,8 +28,10 @@ in the numpy path imports this module).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import pickle
 from dataclasses import dataclass
 from typing import Callable
 
@@ -60,6 +62,16 @@ def unsupported(params: Params) -> str | None:
         return ("the scenario uses preset mechanisms (engine/mechanisms.py: caps, money, gates, due process, "
                 "households, sub-scores, peer ratings, privileges, list removal/extension); the JAX backend "
                 "implements RR-1-class scenarios only: use --backend numpy")
+    return None
+
+
+def check_detail(specs: list[ShardSpec]) -> str | None:
+    """Why the kept detail (ledger/citizens) of these shards is too much for this backend, or None."""
+    for spec in specs:
+        kept = len(range((-spec.offset) % spec.keep_stride, spec.size, spec.keep_stride)) if spec.keep_stride else 0
+        if kept > MAX_KEPT_PER_SHARD:
+            return (f"the JAX backend keeps ledger detail for at most {MAX_KEPT_PER_SHARD:,} citizens per shard "
+                    f"(shard {spec.index} would keep {kept:,}); keep a sample (--ledger 1000000) or none (--ledger none)")
     return None
 
 
@@ -275,18 +287,18 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
     return jax.jit(chunk, donate_argnums=(0,) if donate else ())
 
 
-_CACHE: dict[tuple, tuple[Params, Callable]] = {}
+_CACHE: dict[tuple, Callable] = {}
 
 
 def _compiled(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
     """The jitted chunk for these params and shapes, shared by the shards of a run (same-size shards compile once)."""
-    key = (id(P), n_pad, n_keep, donate)
-    hit = _CACHE.get(key)
-    if hit is None or hit[0] is not P:
+    key = (hashlib.sha256(pickle.dumps(P)).hexdigest(), n_pad, n_keep, donate)  # by content: equal scenarios share
+    fn = _CACHE.get(key)
+    if fn is None:
         if len(_CACHE) > 8:
             _CACHE.clear()
-        hit = _CACHE[key] = (P, _make_chunk(P, lay, n_pad, n_keep, donate))
-    return hit[1]
+        fn = _CACHE[key] = _make_chunk(P, lay, n_pad, n_keep, donate)
+    return fn
 
 
 # --------------------------------------------------------------------------------------------------
@@ -336,10 +348,9 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
     kept_idx = np.empty(0, dtype=np.int64)
     if keep:
         kept_idx = np.arange((-spec.offset) % keep, n, keep, dtype=np.int64)
-        if len(kept_idx) > MAX_KEPT_PER_SHARD:
-            raise JaxBackendError(
-                f"the JAX backend keeps ledger detail for at most {MAX_KEPT_PER_SHARD:,} citizens per shard "
-                f"(this shard would keep {len(kept_idx):,}); keep a sample (--ledger 1000000) or none (--ledger none)")
+    why = check_detail([spec])
+    if why:
+        raise JaxBackendError(why)
     n_keep = len(kept_idx)
 
     dev = jax.devices()[0]
