@@ -169,7 +169,7 @@ def _rows(ledger):
     return sorted(zip(*cols))
 
 
-def test_deterministic_edges_match_numpy_exactly():
+def test_deterministic_edges_match_numpy_exactly(monkeypatch):
     """Clipping at both ends (net per group, booked as points and ledger rows), blacklist expiry, grade
     changes, two restrictions, false attributions: a scenario with no randomness, equal metric by metric."""
     jb = _jax()
@@ -193,6 +193,9 @@ def test_deterministic_edges_match_numpy_exactly():
     assert m["points_awarded"][3, 0] == 20 * urban  # the clip's +20 is booked as awarded points
     assert (m["wrongful_penalties"][:, 1] == b.group_sizes[1]).all()
     assert (b.ledger["behaviour"] == P.n_behaviours).any()  # clipping rows (rule score_range)
+    # the GPU's privatised histogram (several copies, summed) gives the same counts
+    monkeypatch.setattr(jb, "HIST_COPIES", 7)
+    np.testing.assert_array_equal(jb.simulate_shard_jax(P, spec).hist, a.hist)
 
 
 def test_same_seed_same_bytes_and_backend_recorded(tmp_path):

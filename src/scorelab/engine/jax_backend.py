@@ -17,8 +17,8 @@ Randomness (documented in docs/gpu.md):
 - a different generator from the numpy backend, so the two agree statistically, not bitwise; the same
   seed gives identical output on the same backend and device kind.
 
-Aggregates: per-day counts are int8 indicator rows reduced per group by one int8 x int8 -> int32 product
-with the group one-hot; wide sums (score deviation from the start score, clipping adjustments) are summed
+Aggregates: per-day counts are int8 indicator rows, summed per group in int32 (masked row sums, exact);
+wide sums (score deviation from the start score, clipping adjustments) are summed
 in int32 per block of citizens small enough never to overflow, and the blocks are added on the host in
 int64. Histograms are taken between chunks (chunks end on snapshot days).
 
@@ -48,6 +48,7 @@ from .kernel import HIST_BINS, HIST_WIDTH, ShardResult, ShardSpec, hist_lo, shar
 from .params import MAX_COUNT, Params
 
 MAX_KEPT_PER_SHARD = 8_000_000  # ledger/citizen detail kept on device per shard (bytes: ~(S+4) per kept citizen-day)
+HIST_COPIES: int | None = None  # privatised histogram copies; None: 1 on a CPU, 256 on an accelerator
 TWO32 = 4294967296.0
 MAX_THR = 4294967040.0  # largest float32 below 2**32
 
@@ -151,7 +152,8 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
     def day_step(carry, xs, consts):
         score, listed, deter, misconduct = carry
         t, key = xs
-        grp, onehot, kept = consts
+        grp, kept = consts
+        ingroup = [grp == g for g in range(G)]
         words = jax.random.bits(key, (B + F, n_pad), jnp.uint32)
         s32 = score.astype(jnp.int32)
         sf = score.astype(f32)
@@ -269,10 +271,12 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
                 v = v + x.astype(jnp.int8)
             stack.append(v)
         X = jnp.stack(stack)  # [M, n] int8
-        counts = lax.dot_general(X, onehot, (((1,), (0,)), ((), ())), preferred_element_type=jnp.int32)  # [M, G]
+        # masked row sums, exact on every platform (an int8 GEMM with 2 columns may run through floats on a GPU)
+        counts = jnp.stack([jnp.sum(jnp.where(ingroup[g][None, :], X, jnp.int8(0)), axis=1, dtype=jnp.int32)
+                            for g in range(G)], axis=1)  # [M, G]
         wsum = []
         for w in wide:
-            wg = jnp.where(grp[None, :] == jnp.arange(G, dtype=grp.dtype)[:, None], w[None, :], 0)  # [G, n]
+            wg = jnp.stack([jnp.where(ingroup[g], w, 0) for g in range(G)])  # [G, n]
             wsum.append(wg.reshape(G, nb, lay.block).sum(axis=2, dtype=jnp.int32))
         out = {"counts": counts, "wide": jnp.stack(wsum)}
         if n_keep:
@@ -357,8 +361,7 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
     donate = dev.platform != "cpu"
     step = _compiled(P, lay, n_pad, n_keep, donate)
     grp = jnp.asarray(grp_np)
-    onehot = (grp[:, None] == jnp.arange(G, dtype=grp.dtype)[None, :]).astype(jnp.int8)  # [n, G]
-    consts = (grp, onehot, jnp.asarray(kept_idx.astype(np.int32)))
+    consts = (grp, jnp.asarray(kept_idx.astype(np.int32)))
     state = (
         jnp.full(n_pad, P.start_score, dtype=jnp.dtype(P.score_dtype)),
         jnp.full((L, n_pad), -1, dtype=jnp.dtype(P.day_dtype)),
@@ -375,10 +378,19 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
     wide = np.zeros((T, len(lay.wide_rows), G), dtype=np.int64)
     led_parts: list[tuple[int, np.ndarray, np.ndarray]] = []
 
+    # privatised histogram: on a GPU most citizens share a few bins, so each of `copies` slices of the
+    # population adds into its own copy (atomics spread over `copies` addresses), then the copies are summed
+    copies = HIST_COPIES or (1 if dev.platform == "cpu" else 256)
+    per_copy = -(-n_pad // copies)
+    width = (G + 1) * HIST_BINS
+
     @jax.jit
     def histogram(score, grp):
         bins = jnp.clip((score.astype(jnp.int32) - lo) // HIST_WIDTH, 0, HIST_BINS - 1)
-        return jnp.bincount(grp.astype(jnp.int32) * HIST_BINS + bins, length=(G + 1) * HIST_BINS)
+        idx = grp.astype(jnp.int32) * HIST_BINS + bins
+        if copies > 1:
+            idx = idx + (jnp.arange(n_pad, dtype=jnp.int32) // per_copy) * width
+        return jnp.bincount(idx, length=copies * width).reshape(copies, width).sum(axis=0)
 
     t0 = 0
     for si, sday in enumerate(snap_days):
@@ -516,8 +528,7 @@ def precompile(params: Params, spec: ShardSpec, prng_impl: str | None = None) ->
     step = _compiled(P, lay, n_pad, n_keep, jax.devices()[0].platform != "cpu")
     G = P.n_groups
     grp = jnp.zeros(n_pad, dtype=jnp.int8 if G < 127 else jnp.int16)
-    onehot = (grp[:, None] == jnp.arange(G, dtype=grp.dtype)[None, :]).astype(jnp.int8)
-    consts = (grp, onehot, jnp.zeros(n_keep, jnp.int32))
+    consts = (grp, jnp.zeros(n_keep, jnp.int32))
     key = _shard_key(spec.seed, spec.index, prng_impl)
     T, every = P.days, spec.snapshot_every
     lengths = {min(every, T)} | ({T % every} if T % every else set())
