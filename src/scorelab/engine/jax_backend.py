@@ -33,6 +33,7 @@ import math
 import os
 import pickle
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -378,19 +379,8 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
     wide = np.zeros((T, len(lay.wide_rows), G), dtype=np.int64)
     led_parts: list[tuple[int, np.ndarray, np.ndarray]] = []
 
-    # privatised histogram: on a GPU most citizens share a few bins, so each of `copies` slices of the
-    # population adds into its own copy (atomics spread over `copies` addresses), then the copies are summed
     copies = HIST_COPIES or (1 if dev.platform == "cpu" else 256)
     per_copy = -(-n_pad // copies)
-    width = (G + 1) * HIST_BINS
-
-    @jax.jit
-    def histogram(score, grp):
-        bins = jnp.clip((score.astype(jnp.int32) - lo) // HIST_WIDTH, 0, HIST_BINS - 1)
-        idx = grp.astype(jnp.int32) * HIST_BINS + bins
-        if copies > 1:
-            idx = idx + (jnp.arange(n_pad, dtype=jnp.int32) // per_copy) * width
-        return jnp.bincount(idx, length=copies * width).reshape(copies, width).sum(axis=0)
 
     t0 = 0
     for si, sday in enumerate(snap_days):
@@ -402,7 +392,7 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
         wide[t0:t1] = np.asarray(out["wide"]).sum(axis=3, dtype=np.int64)
         if n_keep:
             led_parts.append((t0, np.asarray(out["events"]), np.asarray(out["adj"])))
-        hist[si] = np.asarray(histogram(state[0], grp)).reshape(G + 1, HIST_BINS)[:G]
+        hist[si] = np.asarray(_histogram(state[0], grp, lo, G, copies, per_copy)).reshape(G + 1, HIST_BINS)[:G]
         t0 = t1
         if progress is not None:
             progress(t1)
@@ -442,6 +432,21 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
         result.ledger = _ledger(P, spec, kept_idx, led_parts)
         result.citizens = _citizens(P, spec, kept_idx, bounds, state)
     return result
+
+
+@partial(jax.jit, static_argnames=("lo", "G", "copies", "per_copy"))
+def _histogram(score, grp, lo: int, G: int, copies: int, per_copy: int):
+    """[(G+1) * HIST_BINS] counts of the numpy kernel's score bins per group (row G: padding citizens).
+
+    Privatised: on a GPU most citizens share a few bins, so each of `copies` slices of the population adds
+    into its own copy (the atomics spread over `copies` addresses), and the copies are summed.
+    """
+    width = (G + 1) * HIST_BINS
+    bins = jnp.clip((score.astype(jnp.int32) - lo) // HIST_WIDTH, 0, HIST_BINS - 1)
+    idx = grp.astype(jnp.int32) * HIST_BINS + bins
+    if copies > 1:
+        idx = idx + (jnp.arange(score.shape[0], dtype=jnp.int32) // per_copy) * width
+    return jnp.bincount(idx, length=copies * width).reshape(copies, width).sum(axis=0)
 
 
 def _ledger(P: Params, spec: ShardSpec, kept_idx: np.ndarray, parts) -> dict[str, np.ndarray]:
