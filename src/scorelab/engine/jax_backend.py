@@ -147,7 +147,6 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
     cuts = [int(c) for c in P.grade_cuts]
     sdt = jnp.dtype(P.score_dtype)
     ddt = jnp.dtype(P.day_dtype)
-    row_index = {name: i for i, name in enumerate(lay.count_rows)}
     nb = n_pad // lay.block
 
     def day_step(carry, xs, consts):
