@@ -261,18 +261,19 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
 
         # ---- per-group reductions ----
         stack = []
+        idt = jnp.int8 if B + F < 127 else jnp.int16  # a row adds at most one indicator per source
         for name in lay.count_rows:
             parts = rows.get(name)
             if not parts:
-                stack.append(jnp.zeros(n_pad, jnp.int8))
+                stack.append(jnp.zeros(n_pad, idt))
                 continue
-            v = parts[0].astype(jnp.int8)
+            v = parts[0].astype(idt)
             for x in parts[1:]:
-                v = v + x.astype(jnp.int8)
+                v = v + x.astype(idt)
             stack.append(v)
-        X = jnp.stack(stack)  # [M, n] int8
+        X = jnp.stack(stack)  # [M, n] small ints
         # masked row sums, exact on every platform (an int8 GEMM with 2 columns may run through floats on a GPU)
-        counts = jnp.stack([jnp.sum(jnp.where(ingroup[g][None, :], X, jnp.int8(0)), axis=1, dtype=jnp.int32)
+        counts = jnp.stack([jnp.sum(jnp.where(ingroup[g][None, :], X, idt(0)), axis=1, dtype=jnp.int32)
                             for g in range(G)], axis=1)  # [M, G]
         wsum = []
         for w in wide:
