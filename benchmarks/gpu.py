@@ -70,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     seen = set()
+    lay = jb._layout(P)
     for spec in specs:  # one compile per distinct padded shard shape (usually one)
-        if spec.size not in seen:
-            seen.add(spec.size)
+        shape = jb._padded(spec.size, lay, P.n_groups)
+        if shape not in seen:
+            seen.add(shape)
             jb.precompile(P, spec)
     compile_s = time.perf_counter() - t0
     print(f"compile (+ warm-up of one shard's first chunks): {compile_s:.2f} s", flush=True)

@@ -17,10 +17,10 @@ Randomness (documented in docs/gpu.md):
 - a different generator from the numpy backend, so the two agree statistically, not bitwise; the same
   seed gives identical output on the same backend and device kind.
 
-Aggregates: per-day counts are int8 indicator rows, summed per group in int32 (masked row sums, exact);
-wide sums (score deviation from the start score, clipping adjustments) are summed
-in int32 per block of citizens small enough never to overflow, and the blocks are added on the host in
-int64. Histograms are taken between chunks (chunks end on snapshot days).
+Aggregates: each group starts on a block boundary on the device, so per-group sums are block sums: per-day
+counts are int8 indicator rows summed per block in int32 then per group; wide sums (score deviation from
+the start score, clipping adjustments) are summed in int32 per block (small enough never to overflow) and
+the blocks are added per group on the host in int64. Histograms are taken between chunks (chunks end on snapshot days).
 
 JAX is imported lazily by the caller (`scorelab.engine.jax_backend` imports it at module import; nothing
 in the numpy path imports this module).
@@ -106,6 +106,12 @@ def _block_size(P: Params) -> int:
     return b
 
 
+def _padded(n: int, lay: _Layout, G: int) -> int:
+    """Device positions for n citizens: each group padded to whole blocks; depends on n alone (one compile per
+    shard size, whatever the group sizes)."""
+    return (-(-n // lay.block) + G) * lay.block
+
+
 def _layout(P: Params) -> _Layout:
     R = len(P.restriction_names)
     rows = ["restricted", "penalties", "wrongful_penalties", "wrongful_rewards", "criticism"]
@@ -152,8 +158,7 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
     def day_step(carry, xs, consts):
         score, listed, deter, misconduct = carry
         t, key = xs
-        grp, kept = consts
-        ingroup = [grp == g for g in range(G)]
+        grp, block_group, kept = consts
         words = jax.random.bits(key, (B + F, n_pad), jnp.uint32)
         s32 = score.astype(jnp.int32)
         sf = score.astype(f32)
@@ -271,14 +276,13 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
             for x in parts[1:]:
                 v = v + x.astype(idt)
             stack.append(v)
-        X = jnp.stack(stack)  # [M, n] small ints
-        # masked row sums, exact on every platform (an int8 GEMM with 2 columns may run through floats on a GPU)
-        counts = jnp.stack([jnp.sum(jnp.where(ingroup[g][None, :], X, idt(0)), axis=1, dtype=jnp.int32)
+        # every block of citizens belongs to one group (groups are padded to whole blocks), so per-group sums
+        # are block sums (one pass, no masks per group) followed by a tiny masked sum over blocks; exact
+        X = jnp.where((grp < G)[None, :], jnp.stack(stack), idt(0))  # [M, n] small ints, padding zeroed
+        part = X.reshape(len(stack), nb, lay.block).sum(axis=2, dtype=jnp.int32)  # [M, nb]
+        counts = jnp.stack([jnp.sum(jnp.where(block_group == g, part, 0), axis=1, dtype=jnp.int32)
                             for g in range(G)], axis=1)  # [M, G]
-        wsum = []
-        for w in wide:
-            wg = jnp.stack([jnp.where(ingroup[g], w, 0) for g in range(G)])  # [G, n]
-            wsum.append(wg.reshape(G, nb, lay.block).sum(axis=2, dtype=jnp.int32))
+        wsum = [w.reshape(nb, lay.block).sum(axis=1, dtype=jnp.int32) for w in wide]  # [nb] each, int64 on host
         out = {"counts": counts, "wide": jnp.stack(wsum)}
         if n_keep:
             src = [o for o in obs_src if o is not None]
@@ -344,10 +348,21 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     bounds = np.cumsum(sizes)
     lay = _layout(P)
-    n_pad = max(lay.block, -(-n // lay.block) * lay.block)
+    BLK = lay.block
+    n_pad = _padded(n, lay, G)
+    nb = n_pad // BLK
+    # on the device each group starts on a block boundary: position = local id - starts[g] + pstart[g]
+    gblocks = -(-sizes // BLK)
+    pstart = np.concatenate([[0], np.cumsum(gblocks * BLK)[:-1]]).astype(np.int64)
     grp_np = np.full(n_pad, G, dtype=np.int8 if G < 127 else np.int16)
+    block_group = np.full(nb, G, dtype=np.int32)
     for g in range(G):
-        grp_np[starts[g]:bounds[g]] = g
+        grp_np[pstart[g]:pstart[g] + sizes[g]] = g
+        block_group[pstart[g] // BLK:pstart[g] // BLK + gblocks[g]] = g
+
+    def pos_of(local: np.ndarray) -> np.ndarray:
+        g = np.searchsorted(bounds, local, side="right")
+        return local - starts[g] + pstart[g]
 
     keep = spec.keep_stride
     kept_idx = np.empty(0, dtype=np.int64)
@@ -357,12 +372,13 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
     if why:
         raise JaxBackendError(why)
     n_keep = len(kept_idx)
+    kept_pos = pos_of(kept_idx)
 
     dev = jax.devices()[0]
     donate = dev.platform != "cpu"
     step = _compiled(P, lay, n_pad, n_keep, donate)
     grp = jnp.asarray(grp_np)
-    consts = (grp, jnp.asarray(kept_idx.astype(np.int32)))
+    consts = (grp, jnp.asarray(block_group), jnp.asarray(kept_pos.astype(np.int32)))
     state = (
         jnp.full(n_pad, P.start_score, dtype=jnp.dtype(P.score_dtype)),
         jnp.full((L, n_pad), -1, dtype=jnp.dtype(P.day_dtype)),
@@ -389,7 +405,9 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
         keys = jax.vmap(lambda d: jax.random.fold_in(key, d))(days)
         state, out = step(state, consts, days, keys)
         counts[t0:t1] = np.asarray(out["counts"])
-        wide[t0:t1] = np.asarray(out["wide"]).sum(axis=3, dtype=np.int64)
+        wb = np.asarray(out["wide"])  # [days, W, nb]
+        for g in range(G):
+            wide[t0:t1, :, g] = wb[:, :, block_group == g].sum(axis=2, dtype=np.int64)
         if n_keep:
             led_parts.append((t0, np.asarray(out["events"]), np.asarray(out["adj"])))
         hist[si] = np.asarray(_histogram(state[0], grp, lo, G, copies, per_copy)).reshape(G + 1, HIST_BINS)[:G]
@@ -430,7 +448,7 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
     result = ShardResult(spec.index, sizes, metrics, snap_days, hist)
     if keep:
         result.ledger = _ledger(P, spec, kept_idx, led_parts)
-        result.citizens = _citizens(P, spec, kept_idx, bounds, state)
+        result.citizens = _citizens(P, spec, kept_idx, kept_pos, bounds, state)
     return result
 
 
@@ -478,10 +496,11 @@ def _ledger(P: Params, spec: ShardSpec, kept_idx: np.ndarray, parts) -> dict[str
     return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in cols.items()}
 
 
-def _citizens(P: Params, spec: ShardSpec, ids: np.ndarray, bounds: np.ndarray, state) -> dict[str, np.ndarray]:
+def _citizens(P: Params, spec: ShardSpec, ids: np.ndarray, pos: np.ndarray, bounds: np.ndarray,
+              state) -> dict[str, np.ndarray]:
     T = P.days
     score_d, listed_d, deter_d, misc_d = state
-    idx = jnp.asarray(ids.astype(np.int32))
+    idx = jnp.asarray(pos.astype(np.int32))
     score = np.asarray(score_d[idx])
     listed = [np.asarray(listed_d[k][idx]) for k in range(len(P.bl_names))]
     deter = np.asarray(deter_d[:, idx]) if deter_d.shape[0] else np.zeros((0, len(ids)), np.uint8)
@@ -528,12 +547,12 @@ def precompile(params: Params, spec: ShardSpec, prng_impl: str | None = None) ->
     """
     P = params
     lay = _layout(P)
-    n_pad = max(lay.block, -(-spec.size // lay.block) * lay.block)
+    n_pad = _padded(spec.size, lay, P.n_groups)
     n_keep = len(range((-spec.offset) % spec.keep_stride, spec.size, spec.keep_stride)) if spec.keep_stride else 0
     step = _compiled(P, lay, n_pad, n_keep, jax.devices()[0].platform != "cpu")
     G = P.n_groups
     grp = jnp.zeros(n_pad, dtype=jnp.int8 if G < 127 else jnp.int16)
-    consts = (grp, jnp.zeros(n_keep, jnp.int32))
+    consts = (grp, jnp.zeros(n_pad // lay.block, jnp.int32), jnp.zeros(n_keep, jnp.int32))
     key = _shard_key(spec.seed, spec.index, prng_impl)
     T, every = P.days, spec.snapshot_every
     lengths = {min(every, T)} | ({T % every} if T % every else set())
