@@ -98,10 +98,10 @@ def _block_size(P: Params) -> int:
     pos = int(P.points[P.points > 0].sum())
     neg = int(-P.points[P.points < 0].sum()) * (1 + len(P.false_sources))
     per_day = max(pos, neg, 1)
-    dev = per_day * P.days + abs(P.start_score)
-    if P.score_min is not None and P.score_max is not None:
+    dev = per_day * P.days  # |score - start| without clipping
+    if P.score_min is not None and P.score_max is not None:  # a clipped score stays in range
         dev = min(dev, max(abs(P.score_max - P.start_score), abs(P.score_min - P.start_score)))
-    dev = max(dev, per_day * 2 + 1, 1)
+    dev += per_day + 1  # a clipping adjustment undoes at most one day's points beyond that
     b = 1 << max(0, min(16, int(math.floor(math.log2((2**31 - 1) / dev)))))
     return b
 
