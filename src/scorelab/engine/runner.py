@@ -95,8 +95,11 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     todo = [s for s in specs if not skip or s.index not in skip]
     total = len(todo) * params.days
     results: list[ShardResult] = []
-    workers = 1 if backend == "jax" else max(1, min(workers, len(todo)))  # one process drives the device
-    sim = simulate_shard if backend == "numpy" else __import__("scorelab.engine.jax_backend", fromlist=["x"]).simulate_shard_jax
+    workers = max(1, min(workers, len(todo)))
+    sim = simulate_shard
+    if backend == "jax":  # engine/jax_backend.py; one process drives the device (no fork once JAX runs)
+        from .jax_backend import simulate_shard_jax as sim
+        workers = 1
     if workers == 1:
         finished = 0
         for spec in todo:
