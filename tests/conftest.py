@@ -32,3 +32,9 @@ def variant(base: dict, population=None, days=None, **edits):
         else:
             node[last] = value
     return scenario_from_dict(d)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that start JAX run last: JAX runs threads, and forking worker processes afterwards (the numpy
+    runner's pool) risks deadlocks."""
+    items.sort(key=lambda item: item.path.name == "test_jax_backend.py")

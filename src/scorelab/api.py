@@ -65,7 +65,7 @@ def state_bytes_per_citizen(params: Params) -> int:
 def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
     """Peak bytes a run needs: shards in flight, candidate batches, kept ledger and citizen rows."""
     N = params.population
-    shard = min(N, runner.shard_size(N))
+    shard = min(N, runner.shard_size_for(N))
     in_flight = min(workers, math.ceil(N / shard))
     per_shard = shard * (state_bytes_per_citizen(params) + 8) + 1_500_000 * 40 * max(1, params.n_behaviours)
     kept = 0 if detail.mode == "none" else math.ceil(N / detail.stride)
@@ -74,6 +74,25 @@ def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
     ledger = rows * 23 * 3  # in-memory arrays, Arrow table, Parquet encoding buffers
     citizens = kept * (48 + 4 * params.n_behaviours) * 3
     return int(in_flight * per_shard + ledger + citizens + 200e6)
+
+
+BACKENDS = ("numpy", "jax")
+
+
+def _jax_backend(backend: str, params: Params):
+    """The jax_backend module when ``backend == "jax"`` (imported only then), None for numpy; ConfigError otherwise."""
+    if backend not in BACKENDS:
+        raise ConfigError("--backend", None, f"{backend!r} is not a backend; use one of: {', '.join(BACKENDS)}")
+    if backend == "numpy":
+        return None
+    try:
+        from .engine import jax_backend
+    except ImportError:
+        raise ConfigError("--backend", None, "jax is not installed; install with pip install 'scorelab[gpu]'") from None
+    why = jax_backend.unsupported(params)
+    if why:
+        raise ConfigError("--backend", None, f"jax: {why}")
+    return jax_backend
 
 
 @dataclass
@@ -122,12 +141,14 @@ class Run:
 def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str | Path | None = None, *,
              population: int | None = None, days: int | None = None, ledger: str | None = None,
              workers: int | None = None, force: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> Run:
+             progress: Callable[[int, int], None] | None = None, backend: str = "numpy") -> Run:
     """Run a scenario and write its run directory; returns the `Run`.
 
     ``out=None`` writes to a new temporary directory. ``ledger``: "all", "none", a number of citizens to
     keep detail for, or None (all up to 2 million citizens, else a 1-million sample). A run of several
     shards checkpoints each finished shard; `resume(out)` finishes a run that was killed.
+    ``backend``: "numpy" (the sparse CPU kernel) or "jax" (the dense kernel on JAX's default device, GPU or
+    CPU; RR-1-class scenarios only; needs the ``gpu`` extra). See docs/gpu.md.
     """
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if population is not None or days is not None:
@@ -145,9 +166,9 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
             raise ConfigError(str(out), None, f"an unfinished run of this directory exists ({stage}); "
                                               "finish it with `scorelab run --resume` or pass --force to start over")
         shutil.rmtree(stage)
-    plan = {"scenario": sc.model_dump(mode="json"), "seed": seed, "ledger": ledger,
-            "shard_size": runner.shard_size(sc.scenario.population), "scorelab": __version__}
-    return _execute(sc, seed, out, stage, plan, ledger, workers, force, progress, resumed=False)
+    plan = {"scenario": sc.model_dump(mode="json"), "seed": seed, "ledger": ledger, "backend": backend,
+            "shard_size": runner.shard_size_for(sc.scenario.population), "scorelab": __version__}
+    return _execute(sc, seed, out, stage, plan, ledger, workers, force, progress, resumed=False, backend=backend)
 
 
 def resume(out: str | Path, workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> Run:
@@ -160,15 +181,18 @@ def resume(out: str | Path, workers: int | None = None, progress: Callable[[int,
             raise ConfigError(str(out), None, "this run is already complete; nothing to resume")
         raise ConfigError(str(out), None, f"no unfinished run to resume here (no checkpoint in {stage})")
     sc = Scenario.model_validate(plan["scenario"])
-    if plan.get("shard_size") != runner.shard_size(sc.scenario.population):
+    backend = plan.get("backend", "numpy")
+    if backend == "numpy" and plan.get("shard_size") != runner.shard_size_for(sc.scenario.population):
         raise ConfigError(str(out), "shard_size", f"the run was started with shards of {plan.get('shard_size')} "
-                                                  f"citizens, this scorelab uses {runner.shard_size(sc.scenario.population)}")
-    return _execute(sc, plan["seed"], out, stage, plan, plan.get("ledger"), workers, False, progress, resumed=True)
+                                                  f"citizens, this scorelab uses {runner.shard_size_for(sc.scenario.population)}")
+    return _execute(sc, plan["seed"], out, stage, plan, plan.get("ledger"), workers, False, progress, resumed=True,
+                    backend=backend)
 
 
 def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, Any], ledger: str | None,
-             workers: int | None, force: bool, progress, resumed: bool) -> Run:
+             workers: int | None, force: bool, progress, resumed: bool, backend: str = "numpy") -> Run:
     params = compile_params(sc)
+    jaxb = _jax_backend(backend, params)
     detail = plan_detail(params.population, ledger)
     workers = workers or default_workers()
     need = estimate_memory(params, detail, workers)
@@ -180,13 +204,16 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             f"{need / 2**30:.1f} GiB; this machine has {have / 2**30:.1f} GiB available. "
             "Keep less detail (--ledger 1000000 or --ledger none) or simulate fewer citizens.")
 
-    specs = plan_shards(params.population, seed, detail)
+    shard_size = jaxb.shard_size() if jaxb else None
+    specs = plan_shards(params.population, seed, detail, shard_size=shard_size)
+    if jaxb and (why := jaxb.check_detail(specs)):
+        raise ConfigError("--ledger", None, f"jax: {why}")
     checkpoints = len(specs) > 1  # a single shard has nothing to resume from
     if checkpoints and not resumed:
         save_plan(stage, plan)
     done = finished_shards(stage) if resumed else {}
     t0 = time.perf_counter()
-    fresh = run_shards(params, specs, workers=workers, progress=progress, skip=set(done),
+    fresh = run_shards(params, specs, workers=workers, progress=progress, skip=set(done), backend=backend,
                        done=(lambda r: save_shard(stage, r)) if checkpoints else None)
     sim_s = time.perf_counter() - t0
     by_index = {r.index: r for r in fresh}
@@ -213,16 +240,19 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             "detail": {"mode": detail.mode, "stride": detail.stride, "kept": "" if detail.mode == "none" else detail.describe(params.population),
                        "ledger_rows": led.num_rows, "citizens_rows": cit.num_rows},
             "shards": len(specs),
-            "shard_size": runner.shard_size(params.population),
+            "shard_size": shard_size or runner.shard_size_for(params.population),
             "resumed_shards": len(done),
-            "workers": min(workers, max(1, len(specs) - len(done))),
+            "workers": 1 if jaxb else min(workers, max(1, len(specs) - len(done))),
+            "backend": backend,
+            "device": jaxb.device_description() if jaxb else "cpu",
             "bytes_per_citizen_state": state_bytes_per_citizen(params),
             "wall_seconds": round(wall, 4),
             "simulate_seconds": round(sim_s, 4),
             "agent_days_per_second": params.population * params.days / wall,
             "versions": {"python": platform.python_version(), "numpy": np.__version__,
                          "pyarrow": __import__("pyarrow").__version__,
-                         "pydantic": __import__("pydantic").__version__},
+                         "pydantic": __import__("pydantic").__version__,
+                         **({"jax": __import__("jax").__version__} if jaxb else {})},
             "tables": ["metrics.parquet", "citizens.parquet", "ledger.parquet", "distribution.parquet"],
         }
         write_manifest(tmp / "run.json", manifest)

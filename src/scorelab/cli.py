@@ -28,7 +28,9 @@ DEFAULT_SCENARIO = "rongcheng"
 
 def fail(message: str) -> None:
     """Report a user's mistake and exit 2."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -99,6 +101,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     no_report: bool = typer.Option(False, "--no-report", help="do not write report.html at the end"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="finish a killed run of this directory from its checkpoints"),
+    backend: str = typer.Option("numpy", "--backend", help="numpy (sparse, CPU) or jax (dense, GPU; needs scorelab[gpu]; see docs/gpu.md)"),
 ) -> None:
     """Simulate a scenario and write its run directory (default: the Rongcheng pilot, 670,000 citizens for a year; RR-1 by name)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -145,7 +148,7 @@ def run(
                 bar.update(task, completed=done, total=total)
 
             result = simulate(sc, seed=seed_, out=target, ledger=detail, workers=workers, force=force,
-                              progress=progress)
+                              progress=progress, backend=backend)
     except ConfigError as e:
         fail(str(e))
         return

@@ -28,7 +28,7 @@ SHARD_SIZE: int | None = int(os.environ["SCORELAB_SHARD_SIZE"]) if os.environ.ge
 SMALL_SHARD, LARGE_SHARD = 1 << 20, 1 << 22
 
 
-def shard_size(population: int) -> int:
+def shard_size_for(population: int) -> int:
     if SHARD_SIZE:
         return int(SHARD_SIZE)
     return SMALL_SHARD if population <= 64 * SMALL_SHARD else LARGE_SHARD
@@ -69,9 +69,11 @@ def plan_detail(population: int, ledger: str | None) -> Detail:
     return Detail("sample", max(1, math.ceil(population / k)))
 
 
-def plan_shards(population: int, seed: int, detail: Detail, snapshot_every: int = 30) -> list[ShardSpec]:
-    n = max(1, math.ceil(population / shard_size(population)))
-    if population >= MIN_SPLIT and n % 2:  # an even count keeps two cores busy to the end
+def plan_shards(population: int, seed: int, detail: Detail, snapshot_every: int = 30,
+                shard_size: int | None = None) -> list[ShardSpec]:
+    """The cut of the population into shards: a function of N alone (``shard_size`` fixes the size)."""
+    n = max(1, math.ceil(population / (shard_size or shard_size_for(population))))
+    if shard_size is None and population >= MIN_SPLIT and n % 2:  # an even count keeps two cores busy
         n += 1
     base, extra = divmod(population, n)
     specs, offset = [], 0
@@ -99,7 +101,7 @@ def _run_in_worker(args):
 def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
                progress: Callable[[int, int], None] | None = None,
                done: Callable[[ShardResult], None] | None = None,
-               skip: set[int] | None = None) -> list[ShardResult]:
+               skip: set[int] | None = None, backend: str = "numpy") -> list[ShardResult]:
     """Simulate shards (in this process, or a pool of `workers` processes); results in shard order.
 
     ``progress(days_done, days_total)`` is called as days complete; ``done(result)`` as each shard ends,
@@ -110,10 +112,14 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     total = len(todo) * params.days
     results: list[ShardResult] = []
     workers = max(1, min(workers, len(todo)))
+    sim = simulate_shard
+    if backend == "jax":  # engine/jax_backend.py; one process drives the device (no fork once JAX runs)
+        from .jax_backend import simulate_shard_jax as sim
+        workers = 1
     if workers == 1:
         finished = 0
         for spec in todo:
-            r = simulate_shard(params, spec, (lambda d, f=finished: progress(f + d, total)) if progress else None)
+            r = sim(params, spec, (lambda d, f=finished: progress(f + d, total)) if progress else None)
             finished += params.days
             if done:
                 done(r)
