@@ -2,7 +2,6 @@
 
 import hashlib
 
-import pytest
 
 import scorelab
 from scorelab.engine import runner

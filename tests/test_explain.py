@@ -83,8 +83,6 @@ def test_appeal_what_if_recomputes_a_score_cap(tmp_path):
 def test_listing_history_follows_removals(tmp_path):
     """Rongcheng's court blacklist is left by repaying the debt (removed_by): the explained history must
     end in the state the engine recorded for citizens who were listed and repaid (seed 3, 20,000 x 200)."""
-    import numpy as np
-
     import scorelab
 
     run = scorelab.simulate("rongcheng", seed=3, out=tmp_path / "run", population=20_000, days=200, workers=1)

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .engine.kernel import HIST_BINS, HIST_WIDTH, ShardResult, hist_lo
+from .engine.kernel import HIST_WIDTH, ShardResult, hist_lo
 from .engine.params import CLIP_RULE, NO_SENSOR, Params
 
 TABLES = ("metrics", "citizens", "ledger", "distribution")

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
-from ..config.loader import ConfigError, _read_toml, load_policy, load_scenario, resolve_source
+from ..config.loader import _read_toml, load_policy, load_scenario, resolve_source
 from ..config.models import Policy, Scenario
 
 ORDER = {"pass": 0, "warn": 1, "fail": 2}

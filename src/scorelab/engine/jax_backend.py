@@ -45,7 +45,7 @@ try:  # pragma: no cover - exercised only where jax is missing
 except ImportError as e:  # pragma: no cover
     raise ImportError("the JAX backend needs jax: install with pip install 'scorelab[gpu]'") from e
 
-from .kernel import HIST_BINS, HIST_WIDTH, ShardResult, ShardSpec, hist_lo, shard_streams
+from .kernel import HIST_BINS, HIST_WIDTH, ShardResult, ShardSpec, hist_lo, metric_names, shard_streams
 from .params import MAX_COUNT, Params
 
 MAX_KEPT_PER_SHARD = 8_000_000  # ledger/citizen detail kept on device per shard (bytes: ~(S+4) per kept citizen-day)
@@ -416,14 +416,7 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
             progress(t1)
 
     # ---- metrics, in the numpy kernel's names and order ----
-    R = len(P.restriction_names)
-    m_names = ["score_sum", "restricted", "penalties", "wrongful_penalties", "wrongful_rewards", "criticism"]
-    m_names += [f"restricted_{r}" for r in P.restriction_names] if R > 1 else []
-    m_names += [f"grade_{g}" for g in P.grade_names] + [f"listed_{b}" for b in P.bl_names]
-    m_names += [f"true_{b}" for b in P.behaviours] + [f"observed_{b}" for b in P.behaviours]
-    m_names += [f"false_{P.behaviours[f.behaviour]}" for f in P.false_sources]
-    m_names += ["points_awarded", "points_deducted"]
-    metrics = {m: np.zeros((T, G), dtype=np.int64) for m in dict.fromkeys(m_names)}
+    metrics = {m: np.zeros((T, G), dtype=np.int64) for m in metric_names(P)}
     for i, name in enumerate(lay.count_rows):
         metrics[name] = counts[:, i, :].copy()
     metrics["score_sum"] = sizes[None, :] * P.start_score + wide[:, 0, :]

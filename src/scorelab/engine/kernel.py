@@ -116,6 +116,17 @@ class _Batches:
         return np.concatenate(ids), np.concatenate(grp), [np.concatenate(x) for x in us]
 
 
+def metric_names(P: Params) -> list[str]:
+    """The per-day, per-group sums and counts every backend fills, in their table order."""
+    names = ["score_sum", "restricted", "penalties", "wrongful_penalties", "wrongful_rewards", "criticism"]
+    names += [f"restricted_{r}" for r in P.restriction_names] if len(P.restriction_names) > 1 else []
+    names += [f"grade_{g}" for g in P.grade_names] + [f"listed_{b}" for b in P.bl_names]
+    names += [f"true_{b}" for b in P.behaviours] + [f"observed_{b}" for b in P.behaviours]
+    names += [f"false_{P.behaviours[f.behaviour]}" for f in P.false_sources]
+    names += ["points_awarded", "points_deducted"]
+    return list(dict.fromkeys(names))
+
+
 def _histogram(score: np.ndarray, lo: int) -> np.ndarray:
     """Counts per HIST_WIDTH-point bin from ``lo`` (the end bins collect the rest): one counting pass."""
     out = np.zeros(HIST_BINS, dtype=np.int64)
@@ -184,13 +195,7 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
     listed_n = np.zeros((len(P.bl_names), G), dtype=np.int64)
     calendar: dict[int, list[np.ndarray]] = {}
 
-    m_names = ["score_sum", "restricted", "penalties", "wrongful_penalties", "wrongful_rewards", "criticism"]
-    m_names += [f"restricted_{r}" for r in P.restriction_names] if R > 1 else []
-    m_names += [f"grade_{g}" for g in P.grade_names] + [f"listed_{b}" for b in P.bl_names]
-    m_names += [f"true_{b}" for b in P.behaviours] + [f"observed_{b}" for b in P.behaviours]
-    m_names += [f"false_{P.behaviours[f.behaviour]}" for f in P.false_sources]
-    m_names += ["points_awarded", "points_deducted"]
-    metrics = {m: np.zeros((T, G), dtype=np.int64) for m in dict.fromkeys(m_names)}
+    metrics = {m: np.zeros((T, G), dtype=np.int64) for m in metric_names(P)}
 
     snap_days = np.array(sorted(set(range(spec.snapshot_every - 1, T, spec.snapshot_every)) | {T - 1}), dtype=np.int64)
     hist = np.zeros((len(snap_days), G, HIST_BINS), dtype=np.int64)
