@@ -152,6 +152,14 @@ def run(
     except ConfigError as e:
         fail(str(e))
         return
+    except KeyboardInterrupt:
+        from .engine.checkpoint import finished_shards, partial_dir
+
+        done = len(finished_shards(partial_dir(target)))
+        hint = (f"; {done} finished shard(s) are kept: finish with `scorelab run --resume {target}`" if done
+                else "")
+        err.print(f"interrupted: {target} was not written{hint}", highlight=False, markup=False)
+        raise typer.Exit(130)
     print_summary(result)
     console.print(f"run directory: [bold]{result.path}[/]")
     if not no_report:

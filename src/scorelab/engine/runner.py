@@ -128,7 +128,8 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     ctx = mp.get_context("fork")
     _PROGRESS = ctx.Array("i", max(s.index for s in todo) + 1, lock=False)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        try:
             futures = {pool.submit(_run_in_worker, (params, s)): s for s in todo}
             pending = set(futures)
             while pending:
@@ -143,6 +144,10 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
                     progress(sum(_PROGRESS[s.index] for s in todo), total)
                 if pending:
                     time.sleep(0.1)
+        except BaseException:  # interrupted or a shard failed: start no new shard, keep the checkpoints
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     finally:
         _PROGRESS = None
     return sorted(results, key=lambda r: r.index)
