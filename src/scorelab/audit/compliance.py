@@ -162,18 +162,25 @@ def purpose(ctx: Context):
     return f, ""
 
 
+def _undeserved_restrictions(ctx: Context) -> list[Finding]:
+    """Run outcomes that no behaviour justified: restricted without true misconduct, or by false attributions alone."""
+    f: list[Finding] = []
+    s, w = ctx.row("sanctions"), ctx.row("wrongful")
+    if s["innocent_among_restricted"] > 0:
+        f.append(Finding("fail", "citizens without any true misconduct were restricted",
+                         f"{s['innocent_among_restricted']:.2%} of the restricted had no true misconduct"))
+    if w["wrongly_restricted"] > 0:
+        f.append(Finding("fail", "false attributions alone caused restrictions",
+                         f"{int(w['wrongly_restricted'])} kept citizens, {int(w['wrongful_restriction_days'])} days of restriction"))
+    return f
+
+
 @check
 def proportionality(ctx: Context):
     f: list[Finding] = []
     f += _single_event_sanctions(ctx)
     if ctx.tables is not None:
-        s, w = ctx.row("sanctions"), ctx.row("wrongful")
-        if s["innocent_among_restricted"] > 0:
-            f.append(Finding("fail", "citizens without any true misconduct were restricted",
-                             f"{s['innocent_among_restricted']:.2%} of the restricted had no true misconduct"))
-        if w["wrongly_restricted"] > 0:
-            f.append(Finding("fail", "false attributions alone caused restrictions",
-                             f"{int(w['wrongly_restricted'])} kept citizens, {int(w['wrongful_restriction_days'])} days of restriction"))
+        f += _undeserved_restrictions(ctx)
         p = ctx.privacy()
         if p.get("fused_share", 0) > 0:
             f.append(Finding("warn", f"records from several sources are fused per citizen ({len(ctx.policy.rules)} rules, "
@@ -442,13 +449,7 @@ def disproportionate(ctx: Context):
                 f.append(Finding("fail", f"one {r.behaviour!r} event ({r.points} points) takes a citizen from the start "
                                          f"score {start} to grade {grade.name}, which is restricted"))
     if ctx.tables is not None:
-        s, w = ctx.row("sanctions"), ctx.row("wrongful")
-        if s["innocent_among_restricted"] > 0:
-            f.append(Finding("fail", "restrictions fell on citizens with no true misconduct",
-                             f"{s['innocent_among_restricted']:.2%} of the restricted"))
-        if w["wrongly_restricted"] > 0:
-            f.append(Finding("fail", "false attributions alone caused restrictions",
-                             f"{int(w['wrongly_restricted'])} kept citizens, {int(w['wrongful_restriction_days'])} days"))
+        f += _undeserved_restrictions(ctx)
         di = ctx.tables["sanctions"]
         flagged = di[di["disparate_impact_flag"]]
         for g, row in flagged.iterrows():
