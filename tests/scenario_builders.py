@@ -20,9 +20,21 @@ BASE = {
 }
 
 
+# ground truth of the behaviours these tests use (a scenario declares it; points never decide it)
+MISCONDUCT = {"drunk_driving", "judgment_default", "hide_assets", "littering", "arrears", "late_repayment",
+              "offence", "default", "evade_enforcement", "traffic_violation", "loan_default", "public_incident"}
+
+
+def declare(behaviours: list[dict]) -> list[dict]:
+    """Behaviours with ``misconduct`` declared (from MISCONDUCT) where the test did not say."""
+    return [{**b, "misconduct": b.get("misconduct", b["name"] in MISCONDUCT)} for b in behaviours]
+
+
 def make(**parts):
     """A small scenario: BASE with top-level parts replaced and policy keys merged."""
     data = copy.deepcopy(BASE)
+    if "behaviours" in parts:
+        parts["behaviours"] = declare(parts["behaviours"])
     policy = parts.pop("policy", {})
     for k, v in parts.items():
         if k == "scenario":

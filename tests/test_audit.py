@@ -88,24 +88,43 @@ def test_replay_matches_the_kernels_aggregates(tmp_path):
     assert 0 < rp.restricted_days.sum() < 5_000 * 40
 
 
-def test_replay_fidelity_is_checked_and_said(rr1_run, tmp_path):
-    """RR-1's replay is exact and says so; Rongcheng's initial listings and removals leave no ledger rows,
-    so its per-citizen restriction figures are approximate, and the audit, its notes and the report say so
-    with the measured gap (seed 3, 20,000 x 120)."""
-    import scorelab
-    from scorelab.audit.metrics import replay_fidelity
-    from scorelab.audit.report import build_report
+PRESETS = ["rr1", "rongcheng", "fair-baseline", "national-blacklist", "surveillance", "sesame", "nosedive"]
 
-    f = replay_fidelity(open_run(rr1_run.path))
-    assert f["exact"] and f["checked"] and f["restricted_days_engine"] == f["restricted_days_replay"]
-    run = scorelab.simulate("rongcheng", seed=3, out=tmp_path / "rc", population=20_000, days=120, workers=1)
-    f = replay_fidelity(open_run(run.path))
-    assert not f["exact"] and f["restricted_days_engine"] != f["restricted_days_replay"]
-    assert any("initial listings" in m for m in f["mechanisms_not_replayed"])
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_event_log_is_exact_for_every_preset(preset, tmp_path):
+    """With every citizen kept, per-citizen restricted, listed and household-reached days read from the event
+    log, summed over citizens, equal the engine's daily counts summed over days; final states agree; audit.json
+    reports both numbers (seed 3, 3,000 x 90; nosedive 1,500 x 40)."""
+    import scorelab
+    from scorelab.audit.metrics import event_log_check
+
+    n, t = (1500, 40) if preset == "nosedive" else (3000, 90)
+    run = scorelab.simulate(preset, seed=3, out=tmp_path / "r", population=n, days=t, workers=1)
+    f = event_log_check(open_run(run.path))
+    assert f["checked"] and f["exact"], f
+    assert f["restricted_days_events"] == f["restricted_days_engine"]
+    for k in f:
+        if "_engine[" in k:
+            assert f[k] == f[k.replace("_engine[", "_events[")], k
     res = write_audit(run.path)
-    assert res["notes"]["replay"].startswith("APPROXIMATE") and f"{f['restricted_days_engine']:,}" in res["notes"]["replay"]
-    assert json.loads((run.path / "audit.json").read_text())["replay_fidelity"]["exact"] is False
-    assert "Read with care" in build_report(run.path).read_text(encoding="utf-8")
+    doc = json.loads((run.path / "audit.json").read_text())
+    assert doc["event_log_check"]["restricted_days_events"] == doc["event_log_check"]["restricted_days_engine"]
+    assert "APPROXIMATE" not in json.dumps(res["notes"]) and "MISMATCH" not in res["notes"]["history"]
+
+
+def test_rongcheng_records_every_state_change(tmp_path):
+    """Rongcheng's initial listings, removals by repayment and household reach are events; spill-over is
+    measured (seed 3, 20,000 x 120)."""
+    import scorelab
+
+    run = scorelab.simulate("rongcheng", seed=3, out=tmp_path / "rc", population=20_000, days=120, workers=1)
+    ev = run.events
+    kinds = set(ev["kind"].astype(str))
+    assert {"score", "list_start", "list_remove", "restrict_on", "restrict_off", "reach_on", "blocked"} <= kinds
+    initial = ev[(ev["kind"].astype(str) == "list_start") & (ev["rule"].astype(str) == "initial_listing")]
+    assert len(initial) > 0 and (initial["day"] == 0).all() and (initial["until"] > 0).all()
+    res = write_audit(run.path)
     # spill-over through households (Rongcheng's private-school ban reaches a listed defaulter's children):
     # free citizens living with a restricted one, recomputed here from citizens.parquet with pandas
     c = run.citizens
@@ -123,7 +142,7 @@ def test_wrongful_replay_recomputes_score_caps(tmp_path):
     at 850 (recorded cap points kept fixed would give 950). Grades: OK >= 800, so the 4 LOW days are all
     wrongful."""
     d = golden_dict()
-    d["behaviours"].append({"name": "drunk", "rate": 1.0})
+    d["behaviours"].append({"name": "drunk", "rate": 1.0, "misconduct": True})
     d["policy"]["rules"].append({"behaviour": "drunk", "sensor": "web", "points": 0, "cap_score": 850})
     run = simulate_dict(d, tmp_path / "run")
     r = open_run(run.path)
@@ -284,7 +303,7 @@ def test_cli_audit(rr1_run, tmp_path):
     # a damaged manifest: a clear error naming file and field, exit 2, nothing written
     bad = tmp_path / "damaged"
     bad.mkdir()
-    for t in ("metrics", "citizens", "ledger"):
+    for t in ("metrics", "citizens", "events"):
         (bad / f"{t}.parquet").write_bytes((rr1_run.path / f"{t}.parquet").read_bytes())
     m = json.loads((rr1_run.path / "run.json").read_text())
     m["scenario"]["policy"]["rules"][0]["points"] = "lots"
@@ -296,7 +315,7 @@ def test_cli_audit(rr1_run, tmp_path):
     (bad / "run.json").write_text("{}")
     r = CliRunner().invoke(app, ["audit", str(bad)])
     assert r.exit_code == 2 and "not a scorelab run manifest" in r.output
-    assert sorted(p.name for p in bad.iterdir()) == ["citizens.parquet", "ledger.parquet", "metrics.parquet", "run.json"]
+    assert sorted(p.name for p in bad.iterdir()) == ["citizens.parquet", "events.parquet", "metrics.parquet", "run.json"]
 
 
 def test_runs_without_detail_get_the_aggregate_audit(tmp_path):

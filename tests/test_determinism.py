@@ -6,7 +6,7 @@ import hashlib
 import scorelab
 from scorelab.engine import runner
 
-TABLES = ["metrics.parquet", "citizens.parquet", "ledger.parquet", "distribution.parquet"]
+TABLES = ["metrics.parquet", "citizens.parquet", "events.parquet", "distribution.parquet"]
 
 
 def digest(run):

@@ -72,7 +72,7 @@ def test_appeal_what_if_recomputes_a_score_cap(tmp_path):
     from _auditlib import golden_dict, simulate_dict
 
     d = golden_dict()
-    d["behaviours"].append({"name": "drunk", "rate": 1.0})
+    d["behaviours"].append({"name": "drunk", "rate": 1.0, "misconduct": True})
     d["policy"]["rules"].append({"behaviour": "drunk", "sensor": "web", "points": 0, "cap_score": 850})
     run = simulate_dict(d, tmp_path / "run")
     a = explain_citizen(run.path, 0)["appeal"]
@@ -97,13 +97,14 @@ def test_listing_history_follows_removals(tmp_path):
         assert listed_at_end == bool(c.loc[cid, "blacklisted_until"] > 199), cid
         removed += int(not listed_at_end)
     assert removed > 0 and len(both) > 0
-    # listed from before the run (initial listing, no ledger row): the explanation says it is incomplete
+    # listed from before the run: an initial-listing event of day 0, so the history is complete
     initial = [cid for cid in c.index[c["blacklisted_until"] > 199]
                if cid not in set(led.loc[beh == "judgment_default", "citizen"])][:3]
     assert initial
     for cid in initial:
         x = explain_citizen(run.path, int(cid))
-        assert any("initial listing" in cv for cv in x["caveats"]), cid
-    r = CliRunner().invoke(app, ["explain", str(run.path), "--citizen", str(initial[0])])
-    assert r.exit_code == 0 and "Caution" in r.output and "initial listing" in r.output.replace("\n", " ")
+        assert x["caveats"] == [] and x["listings"]["from_day"].min() == 0, cid
+        rec = x["record"]
+        assert ((rec["kind"] == "list_start") & (rec["rule"] == "initial_listing") & (rec["day"] == 0)).any()
+        assert x["sanctions"]["days"].sum() > 0
     assert explain_citizen(run.path, int(sorted(both)[0]))["caveats"] == []

@@ -19,7 +19,8 @@ def scenarios(draw):
     B = draw(st.integers(1, 4))
     behaviours, sensors, rules = [], [], []
     for b in range(B):
-        behaviours.append({"name": f"b{b}", "rate": {g: draw(prob) for g in groups}, "speech": draw(st.booleans())})
+        behaviours.append({"name": f"b{b}", "rate": {g: draw(prob) for g in groups}, "speech": draw(st.booleans()),
+                           "misconduct": draw(st.booleans())})
         sensor = {"name": f"s{b}", "coverage": {g: draw(st.floats(0, 1)) for g in groups}}
         if draw(st.booleans()):
             sensor["false_attribution"] = {"behaviour": f"b{b}", "rate": {g: draw(st.floats(0, 0.05)) for g in groups}}

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from scorelab.cli import app
 
-TABLES = ["metrics.parquet", "citizens.parquet", "ledger.parquet", "distribution.parquet"]
+TABLES = ["metrics.parquet", "citizens.parquet", "events.parquet", "distribution.parquet"]
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 

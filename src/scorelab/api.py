@@ -25,7 +25,7 @@ from .store import (
     citizens_table,
     commit_dir,
     distribution_table,
-    ledger_table,
+    events_table,
     metrics_table,
     read_manifest,
     staging_dir,
@@ -119,8 +119,16 @@ class Run:
         return self.table("citizens")
 
     @property
+    def events(self):
+        """The event log: every change of a kept citizen's state (engine/events.py lists the kinds)."""
+        return self.table("events")
+
+    @property
     def ledger(self):
-        return self.table("ledger")
+        """The score changes alone (events of kind ``score``), with the rule as ``behaviour``."""
+        from .store import read_ledger
+
+        return read_ledger(self.path)
 
     @property
     def distribution(self):
@@ -194,6 +202,11 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
     params = compile_params(sc)
     jaxb = _jax_backend(backend, params)
     detail = plan_detail(params.population, ledger)
+    if jaxb and detail.mode != "none":
+        if ledger not in (None, "auto"):
+            raise ConfigError("--ledger", None, "jax: the JAX backend does not write the per-citizen event log "
+                              "(listings, restrictions) yet; use --ledger none with --backend jax, or --backend numpy")
+        detail = plan_detail(params.population, "none")
     workers = workers or default_workers()
     need = estimate_memory(params, detail, workers)
     have = available_memory()
@@ -224,8 +237,8 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
         sizes, merged = merge_metrics(params, results)
         metrics = metrics_table(params, sizes, merged)
         write_parquet(metrics, tmp / "metrics.parquet")
-        led = ledger_table(params, results)
-        write_parquet(led, tmp / "ledger.parquet")
+        led = events_table(params, results)
+        write_parquet(led, tmp / "events.parquet")
         cit = citizens_table(params, results, led)
         write_parquet(cit, tmp / "citizens.parquet")
         write_parquet(distribution_table(params, results), tmp / "distribution.parquet")
@@ -238,7 +251,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             "days": params.days,
             "group_sizes": dict(zip(params.groups, map(int, sizes))),
             "detail": {"mode": detail.mode, "stride": detail.stride, "kept": "" if detail.mode == "none" else detail.describe(params.population),
-                       "ledger_rows": led.num_rows, "citizens_rows": cit.num_rows},
+                       "event_rows": led.num_rows, "citizens_rows": cit.num_rows},
             "shards": len(specs),
             "shard_size": shard_size or runner.shard_size_for(params.population),
             "resumed_shards": len(done),
@@ -253,7 +266,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
                          "pyarrow": __import__("pyarrow").__version__,
                          "pydantic": __import__("pydantic").__version__,
                          **({"jax": __import__("jax").__version__} if jaxb else {})},
-            "tables": ["metrics.parquet", "citizens.parquet", "ledger.parquet", "distribution.parquet"],
+            "tables": ["metrics.parquet", "citizens.parquet", "events.parquet", "distribution.parquet"],
         }
         write_manifest(tmp / "run.json", manifest)
         commit_dir(tmp, out, force)

@@ -388,7 +388,7 @@ def explain(
     p = x["profile"]
     console.print(f"[bold]citizen {p['citizen']}[/] ({p['group']}): score {p['start_score']} -> {p['final_score']}, "
                   f"grade {p['final_grade']}, {'restricted' if p['restricted_at_end'] else 'not restricted'} at the end; "
-                  f"{p['true_misconduct_events']} true event(s) of penalised behaviour (recorded or not); "
+                  f"{p['true_misconduct_events']} true event(s) of declared misconduct (recorded or not); "
                   f"{p['recorded_events']} ledger row(s), {p['recorded_penalties']} of them penalties, "
                   f"{p['false_attributions']} false attribution(s)", highlight=False)
     ev = Table(title="Score changes", title_justify="left")

@@ -17,9 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .engine.kernel import HIST_WIDTH, ShardResult, hist_lo
+import pyarrow.compute  # noqa: F401  (pa.compute)
+
+from .engine.events import COLUMNS as EVENT_COLUMNS, KIND, KINDS
 from .engine.params import CLIP_RULE, NO_SENSOR, Params
 
-TABLES = ("metrics", "citizens", "ledger", "distribution")
+TABLES = ("metrics", "citizens", "events", "distribution")
 HEADLINE = ["mean_score", "restricted_share", "penalties", "wrongful_penalties", "criticism"]
 
 
@@ -83,23 +86,80 @@ def distribution_table(params: Params, results: list[ShardResult]) -> pa.Table:
     })
 
 
-def ledger_table(params: Params, results: list[ShardResult]) -> pa.Table:
+def rule_names(params: Params) -> list[str]:
+    """Names of the event log's rule codes: behaviours, the score range, the mechanisms' rules, then
+    initial_listing and none (codes -2 and -1)."""
+    return list(params.behaviours) + [CLIP_RULE] + (list(params.mech.extra_rules) if params.mech else []) + \
+        ["initial_listing", "none"]
+
+
+def target_names(params: Params) -> tuple[list[str], dict[str, int]]:
+    """Distinct names of what an event acts on (blacklists, restrictions, privileges), and the offset of each
+    kind's codes in the raw ``target`` column's namespace."""
+    privs = list(params.mech.privilege_names) if params.mech else []
+    return list(dict.fromkeys(list(params.bl_names) + list(params.restriction_names) + privs + ["none"])), \
+        {"list": 0, "restriction": len(params.bl_names), "privilege": len(params.bl_names) + len(params.restriction_names)}
+
+
+_TARGET_KIND = {"list_start": "list", "list_extend": "list", "list_remove": "list", "list_expire": "list",
+                "restrict_on": "restriction", "restrict_off": "restriction", "reach_on": "restriction",
+                "reach_off": "restriction", "blocked": "restriction", "privilege_on": "privilege",
+                "privilege_off": "privilege"}
+
+
+def events_table(params: Params, results: list[ShardResult]) -> pa.Table:
+    """The one event log of the kept citizens (engine/events.py), in shard and emission order."""
     parts = [r.ledger for r in results if r.ledger]
-    cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0) for k in
-           ("day", "citizen", "behaviour", "points", "sensor", "false")}
-    beh_names = list(params.behaviours) + [CLIP_RULE] + (list(params.mech.extra_rules) if params.mech else [])
+    cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dtype=np.int64) for k in EVENT_COLUMNS}
+    rules = rule_names(params)
+    rule = cat["rule"].astype(np.int64)
+    rule = np.where(rule < 0, len(rules) + rule, rule)  # -1 none, -2 initial_listing
     sen_names = list(params.sensors) + [NO_SENSOR]
+    tnames, offset = target_names(params)
+    raw = list(params.bl_names) + list(params.restriction_names) + (list(params.mech.privilege_names) if params.mech else [])
+    to_name = np.array([tnames.index(x) for x in raw] + [tnames.index("none")], dtype=np.int64)
+    kind = cat["kind"].astype(np.int64)
+    base = np.zeros(len(KINDS), dtype=np.int64)
+    has_target = np.zeros(len(KINDS), dtype=bool)
+    for name, what in _TARGET_KIND.items():
+        base[KIND[name]] = offset[what]
+        has_target[KIND[name]] = True
+    tgt = cat["target"].astype(np.int64)
+    ok = has_target[kind] & (tgt >= 0)
+    tcode = to_name[np.where(ok, base[kind] + tgt, len(raw))]
+    pts = cat["points"].astype(np.int64)
+    wide = len(pts) and (pts.max() > np.iinfo(np.int32).max or pts.min() < np.iinfo(np.int32).min)
     return pa.table({
         "day": pa.array(cat["day"].astype(np.int32)),
         "citizen": pa.array(cat["citizen"].astype(np.int64)),
-        "behaviour": _dict_col(cat["behaviour"], beh_names),
-        "points": pa.array(cat["points"].astype(np.int32)),
-        "sensor": _dict_col(cat["sensor"], sen_names),
+        "kind": _dict_col(kind, list(KINDS)),
+        "rule": _dict_col(rule, rules),
+        "points": pa.array(pts if wide else pts.astype(np.int32)),
+        "sensor": _dict_col(cat["sensor"].astype(np.int64), sen_names),
         "false_attribution": pa.array(cat["false"].astype(bool)),
+        "target": _dict_col(tcode, tnames),
+        "until": pa.array(cat["until"].astype(np.int32)),
     })
 
 
-def citizens_table(params: Params, results: list[ShardResult], ledger: pa.Table) -> pa.Table:
+def read_ledger(run_dir: Path):
+    """The score changes of a run as a DataFrame: day, citizen, behaviour (the rule), points, sensor,
+    false_attribution — the events of kind ``score``, under the names the ledger always had."""
+    ev = pq.read_table(Path(run_dir) / "events.parquet", columns=["day", "citizen", "kind", "rule", "points", "sensor",
+                                                                 "false_attribution"])
+    led = score_events(ev).drop(["kind"]).rename_columns(["day", "citizen", "behaviour", "points", "sensor",
+                                                           "false_attribution"])
+    return led.to_pandas()
+
+
+def score_events(events: pa.Table) -> pa.Table:
+    """The score changes of an event log (kind == score): the ledger of the README's invariant."""
+    kind = events.column("kind").combine_chunks()
+    code = list(kind.dictionary.to_pylist()).index("score") if len(kind.dictionary) else 0
+    return events.filter(pa.compute.equal(kind.indices, code))
+
+
+def citizens_table(params: Params, results: list[ShardResult], events: pa.Table) -> pa.Table:
     parts = [r.citizens for r in results if r.citizens]
     if not parts:
         return pa.table({"citizen": pa.array([], pa.int64())})
@@ -109,6 +169,7 @@ def citizens_table(params: Params, results: list[ShardResult], ledger: pa.Table)
     cols: dict[str, Any] = {
         "citizen": pa.array(ids),
         "group": _dict_col(c["group"], list(params.groups)),
+        "start_score": pa.array(c["start_score"]),
         "score": pa.array(c["score"]),
         "grade": _dict_col(c["grade"], list(params.grade_names) or ["-"]),
         "restricted": pa.array(c["restricted"]),
@@ -116,9 +177,10 @@ def citizens_table(params: Params, results: list[ShardResult], ledger: pa.Table)
     for k in keys:
         if k.startswith(("restricted_", "listed_until_")) or k == "blacklisted_until":
             cols[k] = pa.array(c[k])
-    # per-citizen event counts, from the ledger (which covers exactly these citizens)
+    # per-citizen event counts, from the score events (which cover exactly these citizens)
+    ledger = score_events(events)
     pos = np.searchsorted(ids, ledger.column("citizen").to_numpy())
-    beh = ledger.column("behaviour").combine_chunks().indices.to_numpy()
+    beh = ledger.column("rule").combine_chunks().indices.to_numpy()
     false = ledger.column("false_attribution").to_numpy(zero_copy_only=False)
     pts = ledger.column("points").to_numpy()
     for b, name in enumerate(params.behaviours):
@@ -127,6 +189,8 @@ def citizens_table(params: Params, results: list[ShardResult], ledger: pa.Table)
             cols[f"observed_{name}"] = pa.array(np.bincount(pos[sel], minlength=len(ids)).astype(np.int32))
     cols["wrongful_penalties"] = pa.array(np.bincount(pos[false & (pts < 0)], minlength=len(ids)).astype(np.int32))
     cols["true_misconduct"] = pa.array(c["true_misconduct"].astype(np.int32))
+    if "misconduct_severity" in c:
+        cols["misconduct_severity"] = pa.array(c["misconduct_severity"].astype(np.float32))
     for k in keys:
         if k.startswith("propensity_"):
             cols[k] = pa.array(c[k])

@@ -17,7 +17,45 @@ from ..config.loader import ConfigError
 from .metrics import RunData, open_run
 
 
-def _day_states(run: RunData, rows: pd.DataFrame, recompute: bool = False) -> dict[str, np.ndarray]:
+def _event_states(run: RunData, ev: pd.DataFrame, start: int) -> dict[str, Any]:
+    """Per day (end of day) score, grade, listings, restrictions and household reach of one citizen, read
+    from their events in log order: the engine's own record, nothing re-derived."""
+    P, T = run.params, run.params.days
+    days = np.arange(T)
+    kind = ev["kind"].astype(str).to_numpy()
+    day = ev["day"].to_numpy().astype(np.int64)
+    target = ev["target"].astype(str).to_numpy()
+    sc = kind == "score"
+    per_day = np.bincount(day[sc], weights=ev["points"].to_numpy()[sc].astype(np.float64), minlength=T)[:T]
+    score_d = (start + np.cumsum(np.rint(per_day))).astype(np.int64)
+
+    def state(on: tuple[str, ...], off: tuple[str, ...], name: str) -> np.ndarray:
+        out = np.zeros(T, dtype=bool)
+        level, last = False, 0
+        for k, d, tg in zip(kind, day, target):
+            if tg != name or (k not in on and k not in off):
+                continue
+            out[last:d] = level
+            level, last = k in on, int(d)
+        out[last:] = level
+        return out
+
+    listed, ends_all = [], []
+    for name in P.bl_names:
+        listed.append(state(("list_start",), ("list_remove", "list_expire"), name))
+        e = np.full(T, -1, dtype=np.int64)
+        sel = np.isin(kind, ("list_start", "list_extend")) & (target == name)
+        e[day[sel]] = ev["until"].to_numpy()[sel]
+        set_days = np.maximum.accumulate(np.where(e >= 0, days, -1))
+        ends_all.append(np.where(set_days >= 0, e[np.maximum(set_days, 0)], -1))
+    restr = [state(("restrict_on",), ("restrict_off",), name) for name in P.restriction_names]
+    reach = [state(("reach_on",), ("reach_off",), name) for name in P.restriction_names]
+    grade = P.grade_of(score_d) if P.grade_names else np.zeros(T, dtype=np.int8)
+    return {"score": score_d, "grade": grade, "listed": listed, "listed_until": ends_all, "restricted": restr,
+            "reach": reach}
+
+
+def _day_states(run: RunData, rows: pd.DataFrame, recompute: bool = False, start: int | None = None) -> dict[str, np.ndarray]:
     """Per day (end of day) score, grade index, listing per blacklist and restriction per restriction.
 
     One citizen's rows, in ledger order. Listings follow their triggers, removals (``removed_by``) and
@@ -33,7 +71,8 @@ def _day_states(run: RunData, rows: pd.DataFrame, recompute: bool = False) -> di
     day_a = rows["day"].to_numpy().astype(np.int64)
     pts_a = rows["points"].to_numpy().astype(np.int64)
     L = len(P.bl_names)
-    score = int(P.start_score)
+    score = int(P.start_score if start is None else start)
+    start_score = score
     end_score = np.full(T, -1 << 62, dtype=np.int64)
     ends = [np.full(T, -1, dtype=np.int64) for _ in range(L)]
     cur_end = [-1] * L
@@ -60,7 +99,7 @@ def _day_states(run: RunData, rows: pd.DataFrame, recompute: bool = False) -> di
             ends[k][t] = cur_end[k]
     # carry each day's end-of-day state forward over days without rows
     filled = np.maximum.accumulate(np.where(end_score > -(1 << 62), np.arange(T), -1))
-    score_d = np.where(filled >= 0, end_score[np.maximum(filled, 0)], P.start_score)
+    score_d = np.where(filled >= 0, end_score[np.maximum(filled, 0)], start_score)
     days = np.arange(T)
     listed, ends_all = [], []
     for k in range(L):
@@ -110,11 +149,14 @@ def explain_citizen(run_dir: str | Path | RunData, citizen: int) -> dict[str, An
                           f"citizen {citizen} is not in the kept sample ({run.kept_note}); "
                           f"nearest kept ids: {_kept_hint(run, citizen)}")
     info = row.iloc[0]
+    start = int(info["start_score"]) if "start_score" in info.index else int(P.start_score)
     led = run.ledger
     rows = led[led["citizen"] == citizen].sort_values(["day"], kind="stable").reset_index(drop=True)
-    states = _day_states(run, rows)
+    ev_all = run.events
+    ev = ev_all[ev_all["citizen"] == citizen]
+    states = _event_states(run, ev, start)
     honest = rows[~rows["false_attribution"]]
-    appealed = _day_states(run, honest, recompute=True)
+    appealed = _day_states(run, honest, recompute=True, start=start)
     grades = list(P.grade_names) or ["-"]
 
     events = rows[["day", "behaviour", "points", "sensor", "false_attribution"]].copy()
@@ -125,7 +167,7 @@ def explain_citizen(run_dir: str | Path | RunData, citizen: int) -> dict[str, An
     events = events.rename(columns={"behaviour": "rule"})
 
     g = states["grade"]
-    start_g = int(P.grade_of(np.array([P.start_score]))[0]) if P.grade_names else 0
+    start_g = int(P.grade_of(np.array([start]))[0]) if P.grade_names else 0
     prev = np.concatenate([[start_g], g[:-1]])
     ch = np.flatnonzero(prev != g)
     grade_history = pd.DataFrame({"day": ch, "from": [grades[i] for i in prev[ch]], "to": [grades[i] for i in g[ch]]})
@@ -173,28 +215,28 @@ def explain_citizen(run_dir: str | Path | RunData, citizen: int) -> dict[str, An
         diffs.append(f"restricted days {appeal['restricted_days']} -> {appeal['restricted_days_if_appealed']}")
         appeal["summary"] = "; ".join(diffs) + " (holding the citizen's other recorded events fixed)"
 
-    # the engine's own final state, against what the ledger explains (mechanisms without ledger rows:
-    # initial listings, restrictions reaching household members)
+    # household reach: restricted because a member of the household is listed
+    for r, name in enumerate(P.restriction_names):
+        for a, b in _intervals(states["reach"][r]):
+            sanctions.append({"restriction": name, "from_day": a, "to_day": b, "days": b - a + 1,
+                              "reason": "a member of the household is listed"})
     caveats = []
-    if bool(info["restricted"]) != bool(any_r[-1]):
-        caveats.append(f"the engine recorded this citizen as {'restricted' if info['restricted'] else 'not restricted'} "
-                       f"at the end, but the ledger explains {'no' if info['restricted'] else 'a'} restriction: "
-                       "a mechanism without ledger rows (an initial listing from before the run, or a restriction "
-                       "reaching the household) is involved, and the history above is incomplete")
-    until = int(info.get("blacklisted_until", -1)) if "blacklisted_until" in info.index else -1
-    explained_end = max((int(u[-1]) for u in states["listed_until"]), default=-1)
-    if until > P.days - 1 and explained_end <= P.days - 1:
-        caveats.append(f"listed at the end of the run (until day {until}) with no listing event in the ledger: "
-                       "an initial listing from before the run")
-    profile = {"citizen": int(citizen), "group": str(info["group"]), "start_score": P.start_score,
+    if bool(info["restricted"]) != bool(any_r[-1]):  # cannot happen: the event log is the engine's own record
+        caveats.append("the event log and the citizens table disagree on the final restriction: this is a bug, "
+                       "please report it")
+    blocked = ev[ev["kind"].astype(str) == "blocked"]
+    profile = {"citizen": int(citizen), "group": str(info["group"]), "start_score": start,
                "final_score": int(info["score"]), "final_grade": str(info["grade"]), "restricted_at_end": bool(info["restricted"]),
                "true_misconduct_events": int(info["true_misconduct"]),
                "recorded_events": len(rows), "recorded_penalties": int((rows["points"] < 0).sum()),
-               "false_attributions": n_false}
+               "false_attributions": n_false, "blocked_attempts": len(blocked),
+               "state_events": int((ev["kind"].astype(str) != "score").sum())}
     for col in info.index:
         if col.startswith("propensity_"):
             profile[col] = float(info[col])
     return {"profile": profile, "events": events, "grade_history": grade_history,
             "listings": pd.DataFrame(listings, columns=["blacklist", "from_day", "to_day", "days", "listed_until", "beyond_run"]),
             "sanctions": pd.DataFrame(sanctions, columns=["restriction", "from_day", "to_day", "days", "reason"]),
-            "appeal": appeal, "days": P.days, "caveats": caveats}
+            "appeal": appeal, "days": P.days, "caveats": caveats,
+            "record": ev[["day", "kind", "rule", "points", "sensor", "false_attribution", "target", "until"]].astype(
+                {"kind": str, "rule": str, "sensor": str, "target": str}).reset_index(drop=True)}

@@ -37,6 +37,7 @@ from ..config.loader import ConfigError
 from ..config.models import Scenario
 from ..engine.params import Params, compile_params
 from .counterfactual import counterfactual_events
+from .history import History, build_history
 from .replay import Replay, replay
 
 BOOTSTRAP = 1000
@@ -65,8 +66,27 @@ class RunData:
         return c.sort_values("citizen", kind="stable").reset_index(drop=True)
 
     @cached_property
+    def events(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "events.parquet")
+
+    @cached_property
     def ledger(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "ledger.parquet")
+        """The score changes (events of kind ``score``), with the rule as ``behaviour``."""
+        ev = self.events
+        led = ev[ev["kind"].astype(str) == "score"].rename(columns={"rule": "behaviour"})
+        return led[["day", "citizen", "behaviour", "points", "sensor", "false_attribution"]].reset_index(drop=True)
+
+    @cached_property
+    def start_scores(self) -> np.ndarray:
+        c = self.citizens
+        if "start_score" in c.columns:
+            return c["start_score"].to_numpy().astype(np.int64)
+        return np.full(len(c), self.params.start_score, dtype=np.int64)
+
+    @cached_property
+    def history(self) -> History:
+        """Each kept citizen's exact history, read from the event log (audit/history.py)."""
+        return build_history(self.params, self.events, self.citizens["citizen"].to_numpy(), self.start_scores)
 
     @property
     def groups(self) -> list[str]:
@@ -111,7 +131,7 @@ class RunData:
     @cached_property
     def replay(self) -> Replay:
         a = self.ledger_arrays
-        return replay(self.params, len(self.citizens), a["pos"], a["day"], a["points"], a["behaviour"])
+        return replay(self.params, len(self.citizens), a["pos"], a["day"], a["points"], a["behaviour"], self.start_scores)
 
     @cached_property
     def replay_without_false(self) -> Replay:
@@ -129,7 +149,7 @@ class RunData:
         M = P.mech if P.mech is not None and P.mech.active else None
         has_cap = np.append(M.has_cap, False) if M is not None else np.zeros(P.n_behaviours + 1, dtype=bool)
         if not has_cap.any() and not rng_row.any():
-            return replay(P, len(self.citizens), pos, day, pts, beh)
+            return replay(P, len(self.citizens), pos, day, pts, beh, self.start_scores)
         capped = has_cap[beh]
         cap_val = np.full(len(pos) + int(capped.sum()), np.iinfo(np.int64).max, dtype=np.int64)
         if capped.any():
@@ -154,11 +174,11 @@ class RunData:
         for k in range(1, int(rank[dep].max(initial=0)) + 1):
             cs = np.cumsum(pts)
             head = np.maximum.accumulate(np.where(seg0, np.arange(len(pos)), 0))
-            before = P.start_score + cs - (cs - pts)[head] - pts  # the score just before each row
+            before = self.start_scores[pos] + cs - (cs - pts)[head] - pts  # the score just before each row
             at = dep & (rank == k)
             new = np.where(rng_row[at], np.clip(before[at], lo, hi), np.minimum(before[at], cap_val[at]))
             pts[at] = new - before[at]
-        return replay(P, len(self.citizens), pos, day, pts, beh)
+        return replay(P, len(self.citizens), pos, day, pts, beh, self.start_scores)
 
     @property
     def kept_note(self) -> str:
@@ -177,7 +197,7 @@ def open_run(run_dir: str | Path) -> RunData:
         manifest = json.loads((path / "run.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ConfigError(str(path / "run.json"), None, f"unreadable manifest: {e}") from None
-    for t in ("metrics", "citizens", "ledger"):
+    for t in ("metrics", "citizens", "events"):
         if not (path / f"{t}.parquet").is_file():
             raise ConfigError(str(path), None, f"not a complete run directory: {t}.parquet is missing")
     missing = [k for k in ("scenario", "population", "group_sizes") if not isinstance(manifest, dict) or k not in manifest]
@@ -283,7 +303,7 @@ def sanctions_table(run: RunData) -> pd.DataFrame:
     """Restriction by group, disparate impact against the most favoured group, errors against ground truth."""
     _require_detail(run, "the sanctions audit")
     rng = np.random.default_rng([run.seed, 1])
-    rp = run.replay
+    rp = run.history
     ever = rp.restricted_days > 0
     guilty = run.citizens["true_misconduct"].to_numpy() > 0
     a = run.ledger_arrays
@@ -533,7 +553,7 @@ def _bottom_grades(P: Params) -> list[int]:
 def inequality_table(run: RunData) -> pd.DataFrame:
     _require_detail(run, "the inequality audit")
     P = run.params
-    rp = run.replay
+    rp = run.history
     score = run.citizens["score"].to_numpy().astype(np.float64)
     shift = min(0.0, float(P.score_min) if P.score_min is not None else float(score.min(initial=0)))
     bottom = _bottom_grades(P)
@@ -569,7 +589,7 @@ def _spillover(run: RunData) -> dict[str, float]:
         return _household_spillover(run)
     edges = pd.read_parquet(path)
     ids = run.citizens["citizen"].to_numpy()
-    restricted = run.replay.restricted_days > 0
+    restricted = run.history.restricted_days > 0
     src = np.searchsorted(ids, edges["citizen"].to_numpy())
     dst = np.searchsorted(ids, edges["contact"].to_numpy())
     ok = (src < len(ids)) & (dst < len(ids))
@@ -630,10 +650,10 @@ def transitions_table(run: RunData, kind: str = "start_end") -> pd.DataFrame:
     if K == 0:
         return pd.DataFrame(index=pd.Index([], name="from"))
     if kind == "changes":
-        mat = run.replay.transitions
+        mat = run.history.transitions
     else:
         mat = np.zeros((K, K), dtype=np.int64)
-        np.add.at(mat, (np.full(run.replay.n, run.replay.start_grade), run.replay.final_grade), 1)
+        np.add.at(mat, (run.history.start_grade, run.history.final_grade), 1)
     mat = mat[::-1, ::-1]
     df = pd.DataFrame(mat, index=pd.Index(names, name="from"), columns=names)
     return df
@@ -810,78 +830,65 @@ def _ci_base(col: str) -> str:
             "wrongful_restriction_days_per_citizen": "wrongful_restriction_days"}.get(col, col)
 
 
-def unreplayed_mechanisms(run: RunData) -> list[str]:
-    """Mechanisms that change restrictions or listings without a ledger row, which the replay cannot see."""
-    M = run.params.mech
-    if M is None or not M.active:
-        return []
-    out = []
-    for k, name in enumerate(run.params.bl_names):
-        if M.initial_share[k] > 0:
-            out.append(f"initial listings on {name} (drawn at the start, no ledger row)")
-        if M.removed_by[k].any():
-            out.append(f"removals from {name}")
-        if M.extended_by[k].any():
-            out.append(f"extensions of {name}")
-    if M.reach_household.any():
-        out.append("restrictions reaching household members")
-    return out
+def event_log_check(run: RunData) -> dict[str, Any]:
+    """The per-citizen histories (read from the event log) against the engine's own totals.
 
-
-def replay_fidelity(run: RunData) -> dict[str, Any]:
-    """How closely the per-citizen replay reproduces the engine's own totals (exact for point systems).
-
-    With every citizen kept, the replay's restricted and listed citizen-days must equal metrics.parquet's;
-    where a preset's mechanisms act without ledger rows they do not, and every per-citizen restriction
-    figure (ever restricted, FPR/FNR, days restricted, wrongful restriction) is then approximate.
+    With every citizen kept, the citizens' restricted, listed and household-reached days summed over
+    citizens must equal metrics.parquet's daily counts summed over days, and each final state must equal
+    the citizens table's; both numbers are reported, so a reader can see they agree.
     """
-    out: dict[str, Any] = {"mechanisms_not_replayed": unreplayed_mechanisms(run), "checked": False}
+    out: dict[str, Any] = {"checked": False}
     if len(run.citizens) == 0:
         return out
-    rp = run.replay
+    h = run.history
     c = run.citizens
-    out["final_score_agrees"] = float((rp.final_score == c["score"].to_numpy()).mean())
-    out["final_restricted_agrees"] = float((rp.final_restricted == c["restricted"].to_numpy(dtype=bool)).mean())
+    out["final_score_agrees"] = float((h.final_score == c["score"].to_numpy()).mean())
+    out["final_restricted_agrees"] = float((h.final_restricted == c["restricted"].to_numpy(dtype=bool)).mean())
+    pairs = []
     if len(c) == int(run.manifest["population"]):
         m = run.metrics
         a = m[m["group"].astype(str) == "all"]
         out["checked"] = True
         out["restricted_days_engine"] = int(round(float((a["restricted_share"] * a["population"]).sum())))
-        out["restricted_days_replay"] = int(rp.restricted_days.sum())
+        out["restricted_days_events"] = int(h.restricted_days.sum())
+        pairs.append(("restricted_days_engine", "restricted_days_events"))
         for k, name in enumerate(run.params.bl_names):
             if f"listed_{name}" in a.columns:
                 out[f"listed_days_engine[{name}]"] = int(a[f"listed_{name}"].sum())
-                out[f"listed_days_replay[{name}]"] = int(rp.listed_days[:, k].sum())
-    exact = out["final_score_agrees"] == 1.0 and out["final_restricted_agrees"] == 1.0 and (
-        not out["checked"] or (out["restricted_days_engine"] == out["restricted_days_replay"] and all(
-            out[k] == out[k.replace("engine", "replay")] for k in out if k.startswith("listed_days_engine"))))
-    out["exact"] = bool(exact) and not out["mechanisms_not_replayed"]
+                out[f"listed_days_events[{name}]"] = int(h.listed_days[:, k].sum())
+                pairs.append((f"listed_days_engine[{name}]", f"listed_days_events[{name}]"))
+        for r, name in enumerate(run.params.restriction_names):
+            if f"reached_{name}" in a.columns:
+                out[f"reached_days_engine[{name}]"] = int(a[f"reached_{name}"].sum())
+                out[f"reached_days_events[{name}]"] = int(h.reach_days[:, r].sum())
+                pairs.append((f"reached_days_engine[{name}]", f"reached_days_events[{name}]"))
+    out["exact"] = bool(out["final_score_agrees"] == 1.0 and out["final_restricted_agrees"] == 1.0
+                        and all(out[x] == out[y] for x, y in pairs))
     return out
 
 
 def _fidelity_note(f: dict[str, Any]) -> str:
-    if f.get("exact"):
-        return "exact: the replay reproduces the engine's restricted and listed citizen-days and final states"
-    parts = ["APPROXIMATE: per-citizen restriction figures (ever restricted, days restricted, FPR/FNR, wrongful "
-             "restriction, explain's history) are rebuilt from the ledger"]
-    if f.get("mechanisms_not_replayed"):
-        parts.append("which does not record " + "; ".join(f["mechanisms_not_replayed"]))
     if f.get("checked"):
-        parts.append(f"restricted citizen-days: replay {f['restricted_days_replay']:,} vs engine "
-                     f"{f['restricted_days_engine']:,}")
-    if "final_restricted_agrees" in f:
-        parts.append(f"final restriction state agrees for {f['final_restricted_agrees']:.2%} of kept citizens")
-    return "; ".join(parts) + ". The group shares over time (metrics.parquet) are the engine's own and exact"
+        head = (f"read from the event log; restricted citizen-days: events {f['restricted_days_events']:,}, "
+                f"engine {f['restricted_days_engine']:,}")
+    else:
+        head = "read from the event log of the kept citizens (a sample: the engine's totals cover everyone)"
+    if not f.get("exact") and "final_restricted_agrees" in f:
+        head += (f". MISMATCH: final states agree for {f['final_restricted_agrees']:.2%} of kept citizens; "
+                 "this is a bug, please report it")
+    return head
 
 
-def _speech_caveat(run: RunData) -> str:
+def _truth_note(run: RunData) -> str:
     P = run.params
-    sp = [b for b, s, pts in zip(P.behaviours, P.speech, P.points) if s and pts < 0]
-    if not sp:
-        return ""
-    return (f". Caution: this policy penalises speech ({', '.join(sp)}), so a citizen whose only 'misconduct' "
-            "was speaking counts as guilty here: the false-positive rate and the share of innocents among the "
-            "restricted are lower bounds of restriction without real wrongdoing")
+    bad = [b for b, m in zip(P.behaviours, P.misconduct) if m]
+    text = ("true misconduct = at least one true event (observed or not) of a behaviour the scenario declares "
+            f"misconduct ({', '.join(bad) or 'none'}); points play no part; restricted = restricted on at least one day")
+    sp = [b for b, s, m in zip(P.behaviours, P.speech, P.misconduct) if s and m]
+    if sp:
+        text += (f". Caution: this scenario declares speech ({', '.join(sp)}) misconduct, so a citizen whose only "
+                 "'misconduct' was speaking counts as guilty here")
+    return text
 
 
 def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
@@ -895,8 +902,7 @@ def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
         "kept": kept,
         "intervals": (f"95% percentile bootstrap over the kept citizens, stratified by group, {BOOTSTRAP} resamples, "
                       f"seeded with the run's seed ({run.seed})"),
-        "ground_truth": ("true misconduct = at least one true event of a behaviour the policy penalises (its own "
-                         "definition); restricted = restricted on at least one day" + _speech_caveat(run)),
+        "ground_truth": _truth_note(run),
         "wrongful": ("wrongful effects compare each citizen's replayed history with the same history without its false "
                      "attributions, holding the citizen's other recorded events fixed (first order: it ignores that a "
                      "false penalty also deters later behaviour)"),
@@ -906,7 +912,7 @@ def notes(run: RunData, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
                              f"({tables['sanctions']['reference_group'].iloc[0]}); flagged outside {DI_LOW}-{DI_HIGH}"),
     }
     if len(run.citizens):
-        out["replay"] = _fidelity_note(replay_fidelity(run))
+        out["history"] = _fidelity_note(event_log_check(run))
     return out
 
 
@@ -923,7 +929,7 @@ def write_audit(run_dir: str | Path | RunData, **options: Any) -> dict[str, Any]
     _atomic(run.path / "audit.parquet", lambda p: write_parquet(pa.Table.from_pandas(long, preserve_index=False), p))
     curve = tables["chilling_curve"]
     _atomic(run.path / "chilling.parquet", lambda p: write_parquet(pa.Table.from_pandas(curve, preserve_index=False), p))
-    doc = {"summary": _clean(summary), "notes": note, "replay_fidelity": _clean(replay_fidelity(run)),
+    doc = {"summary": _clean(summary), "notes": note, "event_log_check": _clean(event_log_check(run)),
            "tables": {k: _records(v) for k, v in tables.items() if k != "chilling_curve"}}
     _atomic(run.path / "audit.json", lambda p: p.write_text(json.dumps(doc, indent=1, default=str) + "\n"))
     return {"run": run, "tables": tables, "summary": summary, "notes": note}

@@ -42,7 +42,7 @@ def _segment_starts(pos: np.ndarray) -> np.ndarray:
 
 
 def replay(params: Params, n: int, pos: np.ndarray, day: np.ndarray, points: np.ndarray,
-           behaviour: np.ndarray) -> Replay:
+           behaviour: np.ndarray, start: np.ndarray | None = None) -> Replay:
     """Replay n citizens (positions 0..n-1) from their ledger rows.
 
     ``pos``: each row's citizen position; ``behaviour``: each row's behaviour index (the clip rule is
@@ -90,7 +90,8 @@ def replay(params: Params, n: int, pos: np.ndarray, day: np.ndarray, points: np.
     seg0 = _segment_starts(cpos)
     cs = np.cumsum(cpts)
     head = np.maximum.accumulate(np.where(seg0, np.arange(m), 0)) if m else np.empty(0, dtype=np.int64)
-    score = params.start_score + cs - (cs - cpts)[head]  # start + points of this citizen's rows so far
+    start = np.full(n, params.start_score, dtype=np.int64) if start is None else np.asarray(start, dtype=np.int64)
+    score = start[cpos] + cs - (cs - cpts)[head]  # start + points of this citizen's rows so far
     big = T + int(params.bl_duration.max(initial=0)) + 2
     lists_end = np.zeros((L, m), dtype=np.int64)
     for k in range(L):
@@ -116,26 +117,26 @@ def replay(params: Params, n: int, pos: np.ndarray, day: np.ndarray, points: np.
     dur = nxt - cday
 
     # the start state, from day 0 until the first change point (the whole run for citizens without one)
-    start_grade = int(params.grade_of(np.array([params.start_score]))[0]) if K else 0
-    start_r = bool(params.restricted(np.array([params.start_score]), [np.array([-1])] * L, 0)[:, 0].any())
+    start_grades = params.grade_of(start).astype(np.int64) if K else np.zeros(n, dtype=np.int64)
+    start_grade = int(np.bincount(start_grades).argmax()) if n else 0
+    start_r = params.restricted(start, [np.full(n, -1)] * L, 0).any(axis=0) if n else np.zeros(0, bool)
     first_day = np.full(n, T, dtype=np.int64)
     if m:
         first_day[cpos[seg0]] = cday[seg0]
 
     restricted_days = np.bincount(cpos, weights=dur * restricted, minlength=n).astype(np.int64)
-    if start_r:
-        restricted_days += first_day
+    restricted_days += first_day * start_r
     grade_days = np.zeros((n, max(K, 1)), dtype=np.int64)
     if K:
         grade_days = np.bincount(cpos * K + grade, weights=dur, minlength=n * K).astype(np.int64).reshape(n, K)
-        grade_days[:, start_grade] += first_day
+        np.add.at(grade_days, (np.arange(n), start_grades), first_day)
     listed_days = np.zeros((n, L), dtype=np.int64)
     for k in range(L):
         listed_days[:, k] = np.bincount(cpos, weights=dur * listed[k], minlength=n).astype(np.int64)
 
-    final_score = np.full(n, params.start_score, dtype=np.int64)
-    final_grade = np.full(n, start_grade, dtype=np.int64)
-    final_restricted = np.full(n, start_r, dtype=bool)
+    final_score = start.copy()
+    final_grade = start_grades.copy()
+    final_restricted = start_r.copy()
     if m:
         final_score[cpos[last]] = score[last]
         final_grade[cpos[last]] = grade[last]
@@ -146,7 +147,7 @@ def replay(params: Params, n: int, pos: np.ndarray, day: np.ndarray, points: np.
     if K and m:
         prev = np.empty(m, dtype=np.int64)
         prev[1:] = grade[:-1]
-        prev[seg0] = start_grade
+        prev[seg0] = start_grades[cpos[seg0]]
         moved = prev != grade
         np.add.at(transitions, (prev[moved], grade[moved].astype(np.int64)), 1)
         changes = np.bincount(cpos[moved], minlength=n).astype(np.int64)

@@ -341,8 +341,8 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
                          "false_negative_rate": ("false_negative_ci_low", "false_negative_ci_high"),
                          "innocent_among_restricted": ("innocent_among_restricted_ci_low", "innocent_among_restricted_ci_high")}))
     p.add(f"<p class='note'>{e(notes['disparate_impact'])}. {e(notes['ground_truth'])}. Intervals: {e(notes['intervals'])}.</p>")
-    if notes.get("replay", "").startswith("APPROXIMATE"):
-        p.add(f"<p class='warnbox'><b>Read with care.</b> {e(notes['replay'])}.</p>")
+    if "MISMATCH" in notes.get("history", ""):
+        p.add(f"<p class='warnbox'><b>Read with care.</b> {e(notes['history'])}.</p>")
 
     p.add("<h2>Wrongful penalties and sanctions</h2>")
     p.figure(fig_lines(run, "wrongful_penalties", "False attributions scored, cumulative per 1,000 citizens",

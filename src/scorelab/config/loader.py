@@ -139,6 +139,7 @@ def load_scenario(name_or_path: str | Path, **overrides: Any) -> Scenario:
             raise ConfigError(str(path), "policy", f"policy file {policy!r} not found (looked in {ppath})")
         data = dict(data)
         data["policy"] = load_policy(ppath).model_dump()
+    data = _embed_start_csvs(data, path)
     meta = dict(data.get("scenario", {})) if isinstance(data.get("scenario"), dict) else data.get("scenario")
     if isinstance(meta, dict):
         for key, value in overrides.items():
@@ -150,6 +151,25 @@ def load_scenario(name_or_path: str | Path, **overrides: Any) -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as e:
         raise _explain(str(path), e) from None
+
+
+def _embed_start_csvs(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Groups' start distributions given as CSV files (next to the scenario) are read into the data."""
+    from .start import embed_csv
+
+    groups = data.get("groups")
+    if not isinstance(groups, list) or not any(isinstance(g, dict) and isinstance(g.get("start"), dict)
+                                               and "csv" in g["start"] for g in groups):
+        return data
+    out = []
+    for i, g in enumerate(groups):
+        if isinstance(g, dict) and isinstance(g.get("start"), dict) and "csv" in g["start"]:
+            try:
+                g = {**g, "start": embed_csv(g["start"], path.parent)}
+            except ValueError as e:
+                raise ConfigError(str(path), f"groups[{i}].start.csv", str(e)) from None
+        out.append(g)
+    return {**data, "groups": out}
 
 
 def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:

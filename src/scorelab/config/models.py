@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .governance import Governance
+from .start import StartScores
 from .extensions import Composite, DueProcess, Graph, PeerRating, Privilege, check_scenario
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -45,12 +46,17 @@ PerGroup = Union[float, dict[str, float]]
 class Group(Strict):
     name: Name
     share: Probability
+    start: StartScores | None = Field(None, description="this group's start scores on day 0 (default: the policy's start_score)")
     description: str = ""
 
 
 class Behaviour(Strict):
     name: Name
     rate: PerGroup = Field(description="daily probability per citizen, per group")
+    misconduct: bool = Field(description="ground truth: is doing this wrongdoing? Declared, never inferred from points; "
+                             "the audit measures sanctions against it")
+    severity: float = Field(1.0, ge=0.0, le=1000.0, allow_inf_nan=False,
+                            description="weight of one true event of misconduct (audit: misconduct_severity)")
     speech: bool = Field(False, description="political expression: counted as `criticism`, the chilling-effect metric")
     requires_listed: Name | None = Field(None, description="only citizens on this blacklist can do it (repay a debt)")
     requires_privilege: Name | None = Field(None, description="only holders of this privilege can do it (default on credit)")
@@ -270,6 +276,14 @@ class Scenario(Strict):
         sensors = {s.name for s in self.sensors}
         for i, b in enumerate(self.behaviours):
             _per_group(f"behaviours[{i}].rate", b.rate, groups)
+        pol = self.policy
+        for i, g in enumerate(self.groups):
+            if g.start is None:
+                continue
+            lo, hi = g.start.support()
+            if (pol.score_min is not None and lo < pol.score_min) or (pol.score_max is not None and hi > pol.score_max):
+                raise ValueError(f"groups[{i}].start: start scores {lo}..{hi} reach outside the policy's score range "
+                                 f"{pol.score_min}..{pol.score_max}; keep them inside (set low/high)")
         for i, s in enumerate(self.sensors):
             _per_group(f"sensors[{i}].coverage", s.coverage, groups)
             if s.false_attribution is not None:
@@ -297,6 +311,15 @@ class Scenario(Strict):
             _known(f"response.score_curves[{j}].behaviour", sc.behaviour, behaviours, "behaviour")
         check_scenario(self)
         return self
+
+    def start_support(self) -> tuple[int, int]:
+        """Lowest and highest start score any citizen can have."""
+        lo = hi = self.policy.start_score
+        for g in self.groups:
+            if g.start is not None:
+                a, b = g.start.support()
+                lo, hi = min(lo, a), max(hi, b)
+        return lo, hi
 
     def per_group(self, value: PerGroup) -> list[float]:
         """A per-group value as a list in group order."""

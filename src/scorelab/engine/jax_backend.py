@@ -60,6 +60,9 @@ class JaxBackendError(ValueError):
 
 def unsupported(params: Params) -> str | None:
     """Why the JAX backend cannot run these params, or None."""
+    if any(d is not None for d in params.start):
+        return ("the scenario draws start scores from a distribution (groups[].start); the JAX backend starts "
+                "everyone at the policy's start_score: use --backend numpy")
     if params.mech is not None and params.mech.active:
         return ("the scenario uses preset mechanisms (engine/mechanisms.py: caps, money, gates, due process, "
                 "households, sub-scores, peer ratings, privileges, list removal/extension); the JAX backend "
@@ -486,7 +489,13 @@ def _ledger(P: Params, spec: ShardSpec, kept_idx: np.ndarray, parts) -> dict[str
                 cols["points"].append(adj[d][sel].astype(np.int32))
                 cols["sensor"].append(np.full(len(sel), len(P.sensors), dtype=np.int16))
                 cols["false"].append(np.zeros(len(sel), dtype=bool))
-    return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in cols.items()}
+    out = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in cols.items()}
+    m = len(out["day"])  # in the event log's columns: score events (kind 0), the rule in `rule`
+    out["rule"] = out.pop("behaviour")
+    out["kind"] = np.zeros(m, dtype=np.int8)
+    out["target"] = np.full(m, -1, dtype=np.int16)
+    out["until"] = np.full(m, -1, dtype=np.int32)
+    return out
 
 
 def _citizens(P: Params, spec: ShardSpec, ids: np.ndarray, pos: np.ndarray, bounds: np.ndarray,
@@ -503,6 +512,7 @@ def _citizens(P: Params, spec: ShardSpec, ids: np.ndarray, pos: np.ndarray, boun
     cit = {
         "citizen": ids + spec.offset,
         "group": np.searchsorted(bounds, ids, side="right").astype(np.int16),
+        "start_score": np.full(len(ids), P.start_score, dtype=np.int32),
         "score": score.astype(np.int32),
         "grade": P.grade_of(score) if K else np.zeros(len(ids), dtype=np.int8),
         "restricted": fin_r.any(axis=0),

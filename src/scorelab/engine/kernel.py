@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from .events import EventLog
 from .mechanisms import ShardMechanisms
 from .params import MAX_COUNT, Params
 from .sampling import bernoulli_positions
@@ -54,60 +55,70 @@ def hist_lo(params: Params) -> int:
     return params.start_score - (HIST_BINS // 2) * HIST_WIDTH
 
 
-def shard_streams(seed: int, index: int, params: Params) -> dict[str, np.random.Generator]:
-    """Independent generators per purpose: one per behaviour, one per false-attribution source.
+def shard_streams(seed: int, index: int, params: Params) -> dict[str, object]:
+    """Independent generators per purpose: one per (behaviour, group), one per (false source, group), one per
+    group for start scores.
 
-    Because each behaviour has its own stream whose draws do not depend on the policy, two policies run
-    with the same seed see the same candidate events: common random numbers for fair comparison.
+    Each behaviour has its own stream per group, whose draws depend on neither the policy nor the other
+    groups' parameters: two policies run with the same seed see the same candidate events (common random
+    numbers), and changing one group's rate leaves every other group's events exactly as they were.
     """
+    G = params.n_groups
     root = np.random.SeedSequence(seed, spawn_key=(index,))
     kids = root.spawn(2 + params.n_behaviours + len(params.false_sources))
-    gens = {"groups": np.random.Generator(np.random.PCG64(kids[0]))}
+
+    def per_group(ss: np.random.SeedSequence) -> list[np.random.Generator]:
+        return [np.random.Generator(np.random.PCG64(k)) for k in ss.spawn(G)]
+
+    gens: dict[str, object] = {"groups": np.random.Generator(np.random.PCG64(kids[0])), "start": per_group(kids[1])}
     for b, name in enumerate(params.behaviours):
-        gens[f"b:{name}"] = np.random.Generator(np.random.PCG64(kids[2 + b]))
+        gens[f"b:{name}"] = per_group(kids[2 + b])
     for k in range(len(params.false_sources)):
-        gens[f"f:{k}"] = np.random.Generator(np.random.PCG64(kids[2 + params.n_behaviours + k]))
+        gens[f"f:{k}"] = per_group(kids[2 + params.n_behaviours + k])
     return gens
 
 
-class _Batches:
-    """Candidate events of one source for a batch of days, sliced one day at a time."""
+class _Group:
+    """Candidate positions of one source in one group for a batch of days, from the group's own stream."""
 
-    def __init__(self, rng: np.random.Generator, p: np.ndarray, starts: np.ndarray, sizes: np.ndarray,
-                 days: int, uniforms: int):
-        self.rng, self.p, self.starts, self.sizes, self.days, self.uniforms = rng, p, starts, sizes, days, uniforms
-        per_day = float((p * sizes).sum())
+    __slots__ = ("rng", "g", "p", "start", "size", "days", "uniforms", "span", "first", "stop", "pos", "bounds", "u")
+
+    def __init__(self, rng: np.random.Generator, g: int, p: float, start: int, size: int, days: int, uniforms: int):
+        self.rng, self.g, self.p, self.start, self.size, self.days, self.uniforms = rng, g, p, start, size, days, uniforms
+        per_day = p * size
         self.span = int(max(1, min(days, TARGET_CHUNK_EVENTS // max(per_day, 1.0))))
-        self.first = 0
-        self.stop = 0
-        self._fill(0)
+        self.first = self.stop = 0
 
-    def _fill(self, day0: int) -> None:
-        """Draw the next batch of days: per group, sorted positions on the (day, citizen) grid."""
+    def fill(self, day0: int) -> None:
         span = min(self.span, self.days - day0)
-        self.parts = []  # per group: (first id, size, positions, per-day bounds, uniforms)
-        for g, (p, start, size) in enumerate(zip(self.p, self.starts, self.sizes)):
-            if size == 0 or p <= 0:
-                continue
-            size = int(size)
-            pos = bernoulli_positions(self.rng, size * span, float(p))
-            bounds = np.searchsorted(pos, np.arange(span + 1, dtype=np.int64) * size)
-            u = [self.rng.random(len(pos), dtype=np.float32) for _ in range(self.uniforms)]
-            self.parts.append((g, int(start), size, pos, bounds, u))
+        self.pos = bernoulli_positions(self.rng, self.size * span, self.p)
+        self.bounds = np.searchsorted(self.pos, np.arange(span + 1, dtype=np.int64) * self.size)
+        self.u = [self.rng.random(len(self.pos), dtype=np.float32) for _ in range(self.uniforms)]
         self.first, self.stop = day0, day0 + span
+
+
+class _Batches:
+    """Candidate events of one source, sliced one day at a time; each group draws from its own stream in
+    batches sized by its own rate, so one group's parameters never move another group's draws."""
+
+    def __init__(self, rngs: list[np.random.Generator], p: np.ndarray, starts: np.ndarray, sizes: np.ndarray,
+                 days: int, uniforms: int):
+        self.uniforms = uniforms
+        self.parts = [_Group(rngs[g], g, float(pg), int(start), int(size), days, uniforms)
+                      for g, (pg, start, size) in enumerate(zip(p, starts, sizes)) if size > 0 and pg > 0]
 
     def day(self, t: int):
         """Candidates of day t: ids (group 0's first, each group's ascending), their groups, uniforms."""
-        if t >= self.stop:
-            self._fill(t)
-        k = t - self.first
         ids, grp, us = [], [], [[] for _ in range(self.uniforms)]
-        for g, start, size, pos, bounds, u in self.parts:
-            s, e = bounds[k], bounds[k + 1]
-            ids.append(pos[s:e] + (start - k * size))
-            grp.append(np.full(e - s, g, dtype=np.uint8))
+        for part in self.parts:
+            if t >= part.stop:
+                part.fill(t)
+            k = t - part.first
+            s, e = part.bounds[k], part.bounds[k + 1]
+            ids.append(part.pos[s:e] + (part.start - k * part.size))
+            grp.append(np.full(e - s, part.g, dtype=np.uint8))
             for j in range(self.uniforms):
-                us[j].append(u[j][s:e])
+                us[j].append(part.u[j][s:e])
         if len(ids) == 1:
             return ids[0], grp[0], [x[0] for x in us]
         if not ids:
@@ -166,6 +177,21 @@ def _sat_inc(counter: np.ndarray, ids: np.ndarray) -> None:
         counter[ids] = np.where(c < MAX_COUNT, c + 1, c)
 
 
+def _start_scores(P: Params, gens, sizes: np.ndarray) -> np.ndarray | None:
+    """Day-0 scores drawn from each group's start distribution (None: everyone at the policy's start_score)."""
+    if all(d is None for d in P.start):
+        return None
+    from ..config.start import sample_start
+
+    parts = []
+    for g, (dist, size) in enumerate(zip(P.start, sizes)):
+        if dist is None:
+            parts.append(np.full(int(size), P.start_score, dtype=np.int64))
+        else:
+            parts.append(sample_start(dist, int(size), gens["start"][g]))
+    return np.concatenate(parts)
+
+
 def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None) -> ShardResult:
     P = params
     T, G, B = P.days, P.n_groups, P.n_behaviours
@@ -174,24 +200,49 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     bounds = np.cumsum(sizes)
     n = spec.size
+    M = P.mech if P.mech is not None and P.mech.active else None
+    n_priv = len(M.privilege_names) if M is not None else 0
+
+    def group_of(ids: np.ndarray) -> np.ndarray:
+        """Group of each local id (groups are contiguous blocks): a few comparisons beat a search."""
+        if G > 4:
+            return np.searchsorted(bounds, ids, side="right")
+        g = np.zeros(len(ids), dtype=np.intp)
+        for k in range(G - 1):
+            g += ids >= bounds[k]
+        return g
 
     # ---- state: one array per attribute ----
-    score = np.full(n, P.start_score, dtype=P.score_dtype)
+    drawn = _start_scores(P, gens, sizes)
+    score = np.full(n, P.start_score, dtype=P.score_dtype) if drawn is None else drawn.astype(P.score_dtype)
     listed = [np.full(n, -1, dtype=P.day_dtype) for _ in P.bl_names]
     n_det = P.deter_table.shape[0]
     deter = np.zeros((n_det, n), dtype=np.uint8)
-    misconduct = np.zeros(n, dtype=np.uint8)  # true events of penalised behaviours (ground truth)
+    misconduct = np.zeros(n, dtype=np.uint8)  # true events of declared misconduct (ground truth)
+    weighted = bool(((P.severity != 1.0) & P.misconduct).any())
+    severity = np.zeros(n, dtype=np.float32) if weighted else None
 
     # ---- incremental aggregates ----
     R, K = len(P.restriction_names), len(P.grade_names)
-    score_sum = sizes * P.start_score
-    start_r = P.restricted(np.array([P.start_score]), [np.array([-1])] * len(P.bl_names), 0)[:, 0]
-    restricted_n = np.outer(start_r.astype(np.int64), sizes)  # [R, G]
-    any_r = bool(start_r.any())
-    restricted_any = sizes * int(any_r)
-    grade_n = np.zeros((K, G), dtype=np.int64)
-    if K:
-        grade_n[int(P.grade_of(np.array([P.start_score]))[0])] = sizes
+    no_list = [np.array([-1])] * len(P.bl_names)
+    if drawn is None:
+        score_sum = sizes * P.start_score
+        start_r = P.restricted(np.array([P.start_score]), no_list, 0)[:, 0]
+        restricted_n = np.outer(start_r.astype(np.int64), sizes)  # [R, G]
+        restricted_any = sizes * int(bool(start_r.any()))
+        grade_n = np.zeros((K, G), dtype=np.int64)
+        if K:
+            grade_n[int(P.grade_of(np.array([P.start_score]))[0])] = sizes
+    else:
+        gid = np.repeat(np.arange(G), sizes)
+        score_sum = np.bincount(gid, weights=drawn, minlength=G).astype(np.int64)
+        r0 = P.restricted(score, [np.full(n, -1)] * len(P.bl_names), 0) if R else np.zeros((0, n), dtype=bool)
+        restricted_n = np.stack([np.bincount(gid, weights=r0[r], minlength=G) for r in range(R)]).astype(np.int64) \
+            if R else np.zeros((0, G), dtype=np.int64)
+        restricted_any = np.bincount(gid, weights=r0.any(axis=0), minlength=G).astype(np.int64) if R else np.zeros(G, np.int64)
+        grade_n = np.zeros((K, G), dtype=np.int64)
+        if K:
+            np.add.at(grade_n, (P.grade_of(score), gid), 1)
     listed_n = np.zeros((len(P.bl_names), G), dtype=np.int64)
     calendar: dict[int, list[np.ndarray]] = {}
 
@@ -204,28 +255,29 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
     # ---- candidate streams ----
     needs_accept = np.array([P.deter_slot[b] >= 0 or bool(P.gaming[b]) or bool(P.curves[b]) for b in range(B)])
     partial_obs = (P.detect > 0) & (P.detect < 1)
-    beh = [
-        _Batches(gens[f"b:{name}"], P.pmax[b], starts, sizes, T, 2)
-        for b, name in enumerate(P.behaviours)
-    ]
+    beh = [_Batches(gens[f"b:{name}"], P.pmax[b], starts, sizes, T, 2) for b, name in enumerate(P.behaviours)]
     fal = [_Batches(gens[f"f:{k}"], f.rate, starts, sizes, T, 0) for k, f in enumerate(P.false_sources)]
 
     keep = spec.keep_stride
-    led: dict[str, list[np.ndarray]] = {k: [] for k in ("day", "citizen", "behaviour", "points", "sensor", "false")}
-    clip_b, none_s = B, len(P.sensors)
+    log = EventLog(keep, spec.offset, len(P.sensors))
     has_clip = P.score_min is not None or P.score_max is not None
 
-    def group_of(ids: np.ndarray) -> np.ndarray:
-        """Group of each local id (groups are contiguous blocks): a few comparisons beat a search."""
-        if G > 4:
-            return np.searchsorted(bounds, ids, side="right")
-        g = np.zeros(len(ids), dtype=np.intp)
-        for k in range(G - 1):
-            g += ids >= bounds[k]
-        return g
+    # initial states of the kept citizens (day 0): restrictions and privileges their start score gives
+    if keep and (R or n_priv):
+        kept0 = np.arange(n, dtype=np.int64)
+        kept0 = kept0[log.kept(kept0)]
+        if len(kept0):
+            g0 = P.grade_of(score[kept0]) if K else None
+            none0 = np.zeros(len(kept0), dtype=bool)
+            if R:
+                r0k = P.restricted(score[kept0], [np.full(len(kept0), -1)] * len(P.bl_names), 0, g0)
+                for r in range(R):
+                    log.transitions(0, kept0, none0, r0k[r], "restrict_on", "restrict_off", r)
+            for q in range(n_priv):
+                log.transitions(0, kept0, none0, M.privilege_grades[q][g0], "privilege_on", "privilege_off", q)
 
     # [mechanisms hook 0] preset mechanisms (engine/mechanisms.py); None for plain point systems like RR-1
-    mech = ShardMechanisms(P, spec, sizes, starts, bounds, metrics, led, keep) if P.mech is not None and P.mech.active else None
+    mech = ShardMechanisms(P, spec, sizes, starts, bounds, metrics, log, keep) if M is not None else None
 
     for t in range(T):
         # ---- behave: thin candidates by each one's propensity (state at the start of the day) ----
@@ -253,8 +305,10 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
             metrics[f"true_{P.behaviours[b]}"][t] += np.bincount(grp, minlength=G)
             if P.speech[b]:
                 metrics["criticism"][t] += np.bincount(grp, minlength=G)
-            if P.penalised[b]:
+            if P.misconduct[b]:
                 _sat_inc(misconduct, ids)
+                if severity is not None:
+                    severity[ids] += np.float32(P.severity[b])
             # ---- observe ----
             if not P.scored[b]:
                 continue
@@ -294,23 +348,26 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
                     metrics["wrongful_penalties"][t] += cnt
             elif false:
                 metrics["wrongful_rewards"][t] += cnt
+            log.emit("score", t, ids, rule=b, points=pts, sensor=int(P.sensor_of[b]), false=false)
             # ---- sanction: blacklists ----
             for k in np.flatnonzero(P.bl_trigger == b):
                 until = t + int(P.bl_duration[k])
-                listed[k][ids] = np.maximum(listed[k][ids], until)  # never shortens an extended listing
+                prev = listed[k][ids]
+                listed[k][ids] = np.maximum(prev, until)  # never shortens an extended listing
                 calendar.setdefault(until, []).append(ids)
+                if keep:
+                    was = prev >= t  # listed at the end of yesterday: a renewal, not a new listing
+                    if (~was).any():
+                        log.emit("list_start", t, ids[~was], rule=b, sensor=int(P.sensor_of[b]), false=false,
+                                 target=int(k), until=until)
+                    longer = was & (prev < until)
+                    if longer.any():
+                        log.emit("list_extend", t, ids[longer], rule=b, sensor=int(P.sensor_of[b]), false=false,
+                                 target=int(k), until=until)
             # ---- respond: deterrence (takes effect from the next day) ----
             slot = P.deter_slot[b]
             if slot >= 0:
                 _sat_inc(deter[slot], ids)
-            if keep:
-                sel = ids if keep == 1 else ids[(ids + spec.offset) % keep == 0]
-                led["day"].append(np.full(len(sel), t, dtype=np.int32))
-                led["citizen"].append(sel + spec.offset)
-                led["behaviour"].append(np.full(len(sel), b, dtype=np.int16))
-                led["points"].append(np.full(len(sel), pts, dtype=np.int32))
-                led["sensor"].append(np.full(len(sel), P.sensor_of[b], dtype=np.int16))
-                led["false"].append(np.full(len(sel), false, dtype=bool))
 
         if mech is not None:  # [mechanisms hook 3] caps, list removal/extension, reversals, composite, peer
             mech.apply(t, score, listed, calendar)
@@ -325,14 +382,7 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
                 delta_g = np.bincount(group_of(cids), weights=adj, minlength=G).astype(np.int64)
                 metrics["points_deducted"][t] -= np.minimum(delta_g, 0)
                 metrics["points_awarded"][t] += np.maximum(delta_g, 0)
-                if keep:
-                    sel = np.flatnonzero((cids + spec.offset) % keep == 0)
-                    led["day"].append(np.full(len(sel), t, dtype=np.int32))
-                    led["citizen"].append(cids[sel] + spec.offset)
-                    led["behaviour"].append(np.full(len(sel), clip_b, dtype=np.int16))
-                    led["points"].append(adj[sel].astype(np.int32))
-                    led["sensor"].append(np.full(len(sel), none_s, dtype=np.int16))
-                    led["false"].append(np.zeros(len(sel), dtype=bool))
+                log.emit("score", t, cids, rule=B, points=adj)
                 new_score = clipped
         new_listed = [bl[touched] for bl in listed]
 
@@ -349,17 +399,32 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
                                           for r in range(R)]).astype(np.int64)
                 a_old, a_new = r_old.any(axis=0), r_new.any(axis=0)
                 restricted_any += np.bincount(tg, weights=a_new.astype(np.int64) - a_old, minlength=G).astype(np.int64)
+                if keep:
+                    for r in range(R):
+                        log.transitions(t, touched, r_old[r], r_new[r], "restrict_on", "restrict_off", r)
             if K:
                 changed = g_old != g_new
                 if changed.any():
                     np.add.at(grade_n, (g_old[changed], tg[changed]), -1)
                     np.add.at(grade_n, (g_new[changed], tg[changed]), 1)
+                    if keep:
+                        for q in range(n_priv):
+                            pg = M.privilege_grades[q]
+                            log.transitions(t, touched, pg[g_old], pg[g_new], "privilege_on", "privilege_off", q)
+            removed = mech.removed_today if mech is not None else {}
             for k in range(len(listed)):
-                d = (t < new_listed[k]).astype(np.int64) - (t - 1 < old_listed[k])
+                was_on, now_on = t - 1 < old_listed[k], t < new_listed[k]
+                d = now_on.astype(np.int64) - was_on
                 listed_n[k] += np.bincount(tg, weights=d, minlength=G).astype(np.int64)
+                if keep:
+                    ended = was_on & ~now_on
+                    if k in removed and ended.any():
+                        ended &= ~np.isin(touched, removed[k])
+                    if ended.any():
+                        log.emit("list_expire", t, touched[ended], target=k)
 
         if mech is not None:  # [mechanisms hook 4] household reach, privileges, sub-score means
-            mech.end_day(t, touched, old_listed, new_listed, grade_n)
+            mech.end_day(t, touched, old_listed, new_listed, grade_n, listed)
         metrics["score_sum"][t] = score_sum
         metrics["restricted"][t] = restricted_any
         if R > 1:
@@ -377,9 +442,16 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
         if progress is not None:
             progress(t + 1)
 
+    if mech is not None:  # a listing from before the run stands for one true event of its trigger
+        for k, ids in mech.initial_listed:
+            b = int(P.bl_trigger[k])
+            if P.misconduct[b]:
+                _sat_inc(misconduct, ids)
+                if severity is not None:
+                    severity[ids] += np.float32(P.severity[b])
     result = ShardResult(spec.index, sizes, metrics, snap_days, hist)
     if keep:
-        result.ledger = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in led.items()}
+        result.ledger = log.arrays()
         ids = np.arange(n, dtype=np.int64)
         if keep > 1:
             first = (-spec.offset) % keep
@@ -388,11 +460,14 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
         cit = {
             "citizen": ids + spec.offset,
             "group": group_of(ids).astype(np.int16),
+            "start_score": (np.full(len(ids), P.start_score) if drawn is None else drawn[ids]).astype(np.int32),
             "score": score[ids].astype(np.int32),
             "grade": P.grade_of(score[ids]) if K else np.zeros(len(ids), dtype=np.int8),
             "restricted": fin_r.any(axis=0),
             "true_misconduct": misconduct[ids],
         }
+        if severity is not None:
+            cit["misconduct_severity"] = severity[ids]
         if R > 1:
             for r, name in enumerate(P.restriction_names):
                 cit[f"restricted_{name}"] = fin_r[r]

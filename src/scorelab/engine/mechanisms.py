@@ -30,6 +30,7 @@ import numpy as np
 from ..config.extensions import per_group_level
 from ..config.models import Scenario
 from .graph import Households, Network, build_households, build_network, union_networks
+from .events import RULE_INITIAL, EventLog
 from .sampling import bernoulli_positions
 
 MECH_KEY = 0x5EED
@@ -227,13 +228,14 @@ class ShardMechanisms:
     """Per-shard state of the mechanisms and the four hooks the kernel calls."""
 
     def __init__(self, P, spec, sizes: np.ndarray, starts: np.ndarray, bounds: np.ndarray,
-                 metrics: dict[str, np.ndarray], led: dict[str, list], keep: int):
+                 metrics: dict[str, np.ndarray], log: EventLog, keep: int):
         M: MechParams = P.mech
         self.P, self.M, self.spec = P, M, spec
         self.sizes, self.starts, self.bounds = sizes, starts, bounds
         self.n = int(sizes.sum())
         self.G = len(sizes)
-        self.metrics, self.led, self.keep = metrics, led, keep
+        self.metrics, self.log, self.keep = metrics, log, keep
+        self.removed_today: dict[int, np.ndarray] = {}  # blacklist -> ids taken off today (not expiries)
         self.none_s = len(P.sensors)
         (self.rng_graph, self.rng_due, self.rng_peer, self.rng_init) = mech_streams(spec.seed, spec.index, 4)
         T, G = P.days, self.G
@@ -286,6 +288,7 @@ class ShardMechanisms:
         self.reversal_q: dict[int, list[tuple[np.ndarray, np.ndarray, int, bool]]] = {}
         self._today_rev: list[tuple[np.ndarray, np.ndarray, int, bool]] = []
         self._initial: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.initial_listed: list[tuple[int, np.ndarray]] = []  # listed before the run (a past trigger event)
         self._sub_events: list[tuple[int, np.ndarray, bool]] = []
         self._obs: list = []
 
@@ -328,19 +331,8 @@ class ShardMechanisms:
 
     def ledger(self, t: int, ids: np.ndarray, code: int, pts: np.ndarray, sensor: int | None = None,
                false: np.ndarray | bool = False) -> None:
-        keep = self.keep
-        if not keep or len(ids) == 0:
-            return
-        off = self.spec.offset
-        sel = np.ones(len(ids), dtype=bool) if keep == 1 else (ids + off) % keep == 0
-        k = int(sel.sum())
-        led = self.led
-        led["day"].append(np.full(k, t, dtype=np.int32))
-        led["citizen"].append(ids[sel] + off)
-        led["behaviour"].append(np.full(k, code, dtype=np.int16))
-        led["points"].append(np.broadcast_to(np.asarray(pts), len(ids))[sel].astype(np.int32))
-        led["sensor"].append(np.full(k, self.none_s if sensor is None else sensor, dtype=np.int16))
-        led["false"].append(np.broadcast_to(np.asarray(false, dtype=bool), len(ids))[sel].copy())
+        """A score event of rule ``code`` (the event log's kind ``score``)."""
+        self.log.emit("score", t, ids, rule=code, points=pts, sensor=sensor, false=false)
 
     def points_metrics(self, t: int, ids: np.ndarray, delta: np.ndarray) -> None:
         d = self.count(ids, weights=delta.astype(np.float64))
@@ -386,6 +378,8 @@ class ShardMechanisms:
                 ids = np.flatnonzero(self.rng_init.random(self.n) < M.initial_share[k])
                 until = self.rng_init.integers(1, int(P.bl_duration[k]) + 1, len(ids))
                 self._initial.append((int(k), ids, until))
+                self.initial_listed.append((int(k), ids))
+                self.log.emit("list_start", 0, ids, rule=RULE_INITIAL, target=int(k), until=until)
                 extra.append(ids)
         # blocked attempts: the attempt happens (true event), the restriction refuses it
         for r, b in M.blocks:
@@ -394,6 +388,7 @@ class ShardMechanisms:
                 continue
             blocked = self.restricted_at_start(r, ids, score, listed, t)
             self.metric(f"blocked_{P.restriction_names[r]}_{P.behaviours[b]}")[t] += self.count(ids[blocked]).astype(np.int64)
+            self.log.emit("blocked", t, ids[blocked], rule=b, target=r)
             if P.scored[b] and blocked.any():
                 refused = ids[blocked]
                 for j, (bb, oids, false) in enumerate(obs):
@@ -427,16 +422,19 @@ class ShardMechanisms:
             if P.penalised[b] and false and M.review and len(ids):
                 caught = rng.random(len(ids)) < M.review
                 self.metrics["x:review_caught"][t] += self.count(ids[caught])
+                self.log.emit("review_drop", t, ids[caught], rule=b, sensor=int(P.sensor_of[b]), false=True)
                 ids = ids[~caught]
             if P.penalised[b] and M.notice_days and len(ids):
                 self.notice_q.setdefault(t + M.notice_days, []).append((b, ids, false))
                 self.metrics["x:notices"][t] += self.count(ids)
+                self.log.emit("notice", t, ids, rule=b, sensor=int(P.sensor_of[b]), false=false, until=t + M.notice_days)
                 continue
             kept.append((b, ids, false))
         for b, ids, false in self.notice_q.pop(t, []):
             if false and M.contest:
                 dropped = rng.random(len(ids)) < M.contest * M.contest_success
                 self.metrics["x:contest_dropped"][t] += self.count(ids[dropped])
+                self.log.emit("contest_drop", t, ids[dropped], rule=b, sensor=int(P.sensor_of[b]), false=True)
                 ids = ids[~dropped]
             kept.append((b, ids, false))
         obs[:] = kept
@@ -453,6 +451,8 @@ class ShardMechanisms:
                 if appealed.any():
                     self.reversal_q.setdefault(t + M.appeal_days, []).append(
                         (ids[appealed], pts[appealed], M.code("appeal"), True))
+                    self.log.emit("appeal", t, ids[appealed], rule=b, sensor=int(P.sensor_of[b]), false=True,
+                                  until=t + M.appeal_days)
             if M.expiry_days:
                 rest = ~appealed
                 self.reversal_q.setdefault(t + M.expiry_days, []).append(
@@ -462,6 +462,7 @@ class ShardMechanisms:
     # ------------------------------------------------------------------ hook 3: after the rules' points
     def apply(self, t: int, score: np.ndarray, listed, calendar: dict) -> None:
         P, M = self.P, self.M
+        self.removed_today = {}
         for k, ids, until in self._initial:
             listed[k][ids] = until.astype(listed[k].dtype)
             for d in np.unique(until):
@@ -485,6 +486,9 @@ class ShardMechanisms:
                 if on.any():
                     listed[k][ids[on]] = t  # leaves the list today
                     self.metrics[f"x:removed_{P.bl_names[k]}"][t] += self.count(ids[on])
+                    self.log.emit("list_remove", t, ids[on], rule=b, sensor=int(P.sensor_of[b]), false=false, target=int(k))
+                    prev = self.removed_today.get(int(k))
+                    self.removed_today[int(k)] = ids[on] if prev is None else np.concatenate([prev, ids[on]])
             for k in np.flatnonzero(M.extended_by[:, b]):
                 on = listed[k][ids] > t
                 if on.any():
@@ -494,6 +498,8 @@ class ShardMechanisms:
                     for d in np.unique(new):
                         calendar.setdefault(int(d), []).append(eids[new == d])
                     self.metrics[f"x:extended_{P.bl_names[k]}"][t] += self.count(eids)
+                    self.log.emit("list_extend", t, eids, rule=b, sensor=int(P.sensor_of[b]), false=false, target=int(k),
+                                  until=new)
         for ids, pts, code, false in self._today_rev:
             score[ids] = (score[ids].astype(np.int64) + pts).astype(score.dtype)
             self.ledger(t, ids, code, pts, None, false)
@@ -517,7 +523,7 @@ class ShardMechanisms:
         return self.M.peer is not None and self._peer is not None
 
     # ------------------------------------------------------------------ hook 4: after aggregates
-    def end_day(self, t: int, touched: np.ndarray, old_listed, new_listed, grade_n: np.ndarray) -> None:
+    def end_day(self, t: int, touched: np.ndarray, old_listed, new_listed, grade_n: np.ndarray, listed) -> None:
         P, M = self.P, self.M
         if len(touched) and self.hh_count:
             hh = self.households
@@ -536,6 +542,8 @@ class ShardMechanisms:
                 c0 = cnt[uh].astype(np.int64)
                 np.add.at(cnt, h, d[d != 0])
                 c1 = cnt[uh].astype(np.int64)
+                if self.keep:
+                    self._reach_events(t, int(r), ks, uh, c0, c1, touched, was, now, listed)
                 size = hh.size[uh]
                 f0 = np.where(c0 > 0, size - c0, 0)
                 f1 = np.where(c1 > 0, size - c1, 0)
@@ -554,6 +562,26 @@ class ShardMechanisms:
                 else:
                     num[t] = num[t - 1]
                 den[t] = self.sizes
+
+    def _reach_events(self, t: int, r: int, ks, uh, c0, c1, touched, was, now, listed) -> None:
+        """reach_on/off for members of the households whose listed count changed today: a member is reached
+        while some member is listed and they are not listed themselves (as the metric reached_<r> counts)."""
+        hh = self.households
+        size = hh.size[uh]
+        members = np.repeat(hh.start[uh], size) + (np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size))
+        m_c0, m_c1 = np.repeat(c0, size), np.repeat(c1, size)
+        self_now = np.zeros(len(members), dtype=bool)
+        for k in ks:
+            self_now |= t < listed[k][members]
+        self_was = self_now.copy()
+        pos = np.searchsorted(touched, members)
+        pos = np.minimum(pos, max(len(touched) - 1, 0))
+        hit = (touched[pos] == members) if len(touched) else np.zeros(len(members), dtype=bool)
+        self_was[hit] = was[pos[hit]]
+        self_now[hit] = now[pos[hit]]
+        before = (m_c0 > 0) & ~self_was
+        after = (m_c1 > 0) & ~self_now
+        self.log.transitions(t, members, before, after, "reach_on", "reach_off", r)
 
     # ------------------------------------------------------------------ composite (Sesame)
     def _apply_subscores(self, t: int, score: np.ndarray) -> None:

@@ -40,6 +40,8 @@ class Params:
     sensor_of: np.ndarray  # [B] int (-1 where unscored)
     detect: np.ndarray  # [B, G] probability a true event is observed (0 where unscored)
     penalised: np.ndarray  # [B] bool: negative points
+    misconduct: np.ndarray  # [B] bool: declared ground truth (behaviours[].misconduct), never the points' sign
+    severity: np.ndarray  # [B] float64: weight of one true event of misconduct
     sensitive: tuple[tuple[str, ...], ...]  # [B] categories the rule uses
     false_sources: tuple[FalseSource, ...]
     # behavioural response
@@ -51,6 +53,7 @@ class Params:
     pmax: np.ndarray  # [B, G] candidate probability: min(1, rate * mmax)
     # policy
     start_score: int
+    start: tuple  # [G] each group's start distribution (config/start.py), or None for start_score
     score_min: int | None
     score_max: int | None
     score_dtype: np.dtype
@@ -126,6 +129,8 @@ def compile_params(sc: Scenario) -> Params:
         sensitive[b] = tuple(c.value for c in r.sensitive)
     scored = sensor_of >= 0
     penalised = points < 0
+    misconduct = np.array([b.misconduct for b in sc.behaviours], dtype=bool)
+    severity = np.array([b.severity if b.misconduct else 0.0 for b in sc.behaviours], dtype=np.float64)
 
     false_sources = tuple(
         FalseSource(sidx[s.name], bidx[s.false_attribution.behaviour], np.array(sc.per_group(s.false_attribution.rate)))
@@ -179,8 +184,9 @@ def compile_params(sc: Scenario) -> Params:
     T = sc.scenario.days
     gain = int(points[points > 0].sum()) * T
     loss = int(-points[points < 0].sum()) * T * (1 + len(false_sources))
-    lo = pol.start_score - loss if pol.score_min is None else min(pol.score_min, pol.start_score)
-    hi = pol.start_score + gain if pol.score_max is None else max(pol.score_max, pol.start_score)
+    s_lo, s_hi = sc.start_support()
+    lo = s_lo - loss if pol.score_min is None else min(pol.score_min, s_lo)
+    hi = s_hi + gain if pol.score_max is None else max(pol.score_max, s_hi)
     score_dtype = np.dtype(np.int16) if -32000 < lo and hi < 32000 else np.dtype(np.int32)
     day_dtype = np.dtype(np.int16) if T + int(bl_duration.max(initial=0)) < 32000 else np.dtype(np.int32)
 
@@ -198,6 +204,8 @@ def compile_params(sc: Scenario) -> Params:
         sensor_of=sensor_of,
         detect=detect,
         penalised=penalised,
+        misconduct=misconduct,
+        severity=severity,
         sensitive=tuple(sensitive),
         false_sources=false_sources,
         deter_slot=deter_slot,
@@ -207,6 +215,7 @@ def compile_params(sc: Scenario) -> Params:
         mmax=mmax,
         pmax=pmax,
         start_score=pol.start_score,
+        start=tuple(g.start for g in sc.groups),
         score_min=pol.score_min,
         score_max=pol.score_max,
         score_dtype=score_dtype,

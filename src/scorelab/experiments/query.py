@@ -2,7 +2,7 @@
 
 Each table of a run directory becomes one view over all finished runs (those with ``run.json``), with
 the Hive partition columns (parameters or policy, and replicate) added from the directory names and
-typed from the plan: ``metrics``, ``citizens``, ``ledger``, ``distribution``. A ``runs`` view has one
+typed from the plan: ``metrics``, ``citizens``, ``events`` (and ``ledger``, its score changes), ``distribution``. A ``runs`` view has one
 row per run (partition columns, seed, population, days, wall seconds, path).
 """
 
@@ -69,6 +69,9 @@ def connect(root: str | Path):
         if hive_types:
             opts += ", hive_types = {" + ", ".join(f"'{k}': '{v}'" for k, v in hive_types.items()) + "}"
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({listing}, {opts})")
+        if table == "events":  # the score changes alone, under the ledger's names
+            con.execute("CREATE VIEW ledger AS SELECT * EXCLUDE (kind, rule, target, until), rule AS behaviour "
+                        "FROM events WHERE kind = 'score'")
     rows = []
     for r in runs:
         m = json.loads((r / "run.json").read_text())

@@ -1,0 +1,92 @@
+"""The one event log: every change of a kept citizen's state, as it happens in the engine.
+
+Each row is (day, citizen, kind, rule, points, sensor, false attribution, target, until). Kinds:
+
+| kind | what changed | rule | target | until |
+|---|---|---|---|---|
+| score | the score, by ``points`` | the rule (behaviour, cap, score range, expiry, appeal, ...) | - | - |
+| list_start | listed on a blacklist (end of this day) | the trigger behaviour, or initial_listing | blacklist | listed while day < until |
+| list_extend | a running listing lengthened | the behaviour that extended or renewed it | blacklist | the new end |
+| list_remove | taken off a blacklist (repayment) | the behaviour | blacklist | - |
+| list_expire | a listing ran out | - | blacklist | - |
+| restrict_on / restrict_off | under a restriction (own grade or own listing) | - | restriction | - |
+| reach_on / reach_off | restricted through the household (a member is listed) | - | restriction | - |
+| privilege_on / privilege_off | a privilege granted or revoked (grade) | - | privilege | - |
+| blocked | an attempt refused by a restriction | the behaviour attempted | restriction | - |
+| notice | notice of a coming penalty | the behaviour | - | the day it scores |
+| review_drop / contest_drop | a false attribution dropped by human review / a contested notice | the behaviour | - | - |
+| appeal | an appeal filed against a false attribution | the behaviour | - | the day it is reversed |
+
+States are those at the end of a day, as in metrics.parquet: a state that starts and ends on the same
+day lasts no day. Initial states (start score's grade, initial listings) are events of day 0. So every
+per-citizen figure (days restricted, listed, privileged, reached) is read from this log, never re-derived.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KINDS = ("score", "list_start", "list_extend", "list_remove", "list_expire", "restrict_on", "restrict_off",
+         "reach_on", "reach_off", "privilege_on", "privilege_off", "blocked", "notice", "review_drop",
+         "contest_drop", "appeal")
+KIND = {name: i for i, name in enumerate(KINDS)}
+RULE_NONE = -1  # a state change no single rule made (a restriction following a grade, an expiry)
+RULE_INITIAL = -2  # drawn at the start (initial listings)
+NO_TARGET = -1
+COLUMNS = ("day", "citizen", "kind", "rule", "points", "sensor", "false", "target", "until")
+
+
+class EventLog:
+    """Collects events of the kept citizens of one shard (global ids divisible by ``keep``)."""
+
+    def __init__(self, keep: int, offset: int, no_sensor: int):
+        self.keep, self.offset, self.no_sensor = keep, offset, no_sensor
+        self.cols: dict[str, list[np.ndarray]] = {k: [] for k in COLUMNS}
+
+    def kept(self, ids: np.ndarray) -> np.ndarray:
+        """Bool mask of the ids whose events are kept."""
+        if self.keep == 1:
+            return np.ones(len(ids), dtype=bool)
+        return (ids + self.offset) % self.keep == 0
+
+    def emit(self, kind: str, t: int, ids: np.ndarray, rule: int = RULE_NONE, points=0, sensor: int | None = None,
+             false=False, target: int = NO_TARGET, until=-1) -> None:
+        """Events of one kind for local ``ids`` on day ``t``; points/false/until may be per id."""
+        if not self.keep or len(ids) == 0:
+            return
+        sel = None if self.keep == 1 else self.kept(ids)
+        k = len(ids) if sel is None else int(sel.sum())
+        if k == 0:
+            return
+
+        def col(v, dtype):
+            a = np.broadcast_to(np.asarray(v), (len(ids),))
+            return (a if sel is None else a[sel]).astype(dtype)
+
+        c = self.cols
+        c["day"].append(np.full(k, t, dtype=np.int32))
+        c["citizen"].append((ids if sel is None else ids[sel]).astype(np.int64) + self.offset)
+        c["kind"].append(np.full(k, KIND[kind], dtype=np.int8))
+        c["rule"].append(np.full(k, rule, dtype=np.int16))
+        c["points"].append(col(points, np.int64))
+        c["sensor"].append(np.full(k, self.no_sensor if sensor is None else sensor, dtype=np.int16))
+        c["false"].append(col(false, bool))
+        c["target"].append(np.full(k, target, dtype=np.int16))
+        c["until"].append(col(until, np.int32))
+
+    def transitions(self, t: int, ids: np.ndarray, before: np.ndarray, after: np.ndarray, on: str, off: str,
+                    target: int) -> None:
+        """Emit ``on`` for ids whose bool state went False -> True, ``off`` for True -> False."""
+        if not self.keep or len(ids) == 0:
+            return
+        up = after & ~before
+        down = before & ~after
+        if up.any():
+            self.emit(on, t, ids[up], target=target)
+        if down.any():
+            self.emit(off, t, ids[down], target=target)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        empty = {"day": np.int32, "citizen": np.int64, "kind": np.int8, "rule": np.int16, "points": np.int64,
+                 "sensor": np.int16, "false": bool, "target": np.int16, "until": np.int32}
+        return {k: (np.concatenate(v) if v else np.empty(0, dtype=empty[k])) for k, v in self.cols.items()}
