@@ -59,6 +59,12 @@ def metrics_table(params: Params, sizes: np.ndarray, m: dict[str, np.ndarray]) -
         elif key.startswith("xmean:") and key.endswith(":num"):  # mechanism means: sum / count
             num, den = with_all(m[key]), with_all(m[key[:-4] + ":den"])
             cols[key[6:-4]] = np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
+    for decl in params.plugin_metrics:  # declared by the mechanism plugins (plugins/base.py Metric)
+        if decl.kind == "mean":
+            num, den = with_all(m[f"{decl.name}.num"]), with_all(m[f"{decl.name}.den"])
+            cols[decl.name] = np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
+        else:
+            cols[decl.name] = with_all(m[decl.name])
     day = np.repeat(np.arange(T, dtype=np.int32), G + 1)
     group = np.tile(np.arange(G + 1), T)
     arrays = {"day": pa.array(day), "group": _dict_col(group, labels),
@@ -87,24 +93,25 @@ def distribution_table(params: Params, results: list[ShardResult]) -> pa.Table:
 
 
 def rule_names(params: Params) -> list[str]:
-    """Names of the event log's rule codes: behaviours, the score range, the mechanisms' rules, then
-    initial_listing and none (codes -2 and -1)."""
-    return list(params.behaviours) + [CLIP_RULE] + (list(params.mech.extra_rules) if params.mech else []) + \
-        ["initial_listing", "none"]
+    """Names of the event log's rule codes: behaviours, the score range, the mechanisms' and plugins' rules,
+    then initial_listing and none (codes -2 and -1)."""
+    return params.rule_names + ["initial_listing", "none"]
 
 
 def target_names(params: Params) -> tuple[list[str], dict[str, int]]:
     """Distinct names of what an event acts on (blacklists, restrictions, privileges), and the offset of each
     kind's codes in the raw ``target`` column's namespace."""
     privs = list(params.mech.privilege_names) if params.mech else []
-    return list(dict.fromkeys(list(params.bl_names) + list(params.restriction_names) + privs + ["none"])), \
-        {"list": 0, "restriction": len(params.bl_names), "privilege": len(params.bl_names) + len(params.restriction_names)}
+    L, R = len(params.bl_names), len(params.restriction_names)
+    names = list(params.bl_names) + list(params.restriction_names) + privs + params.plugin_targets
+    return list(dict.fromkeys(names + ["none"])), \
+        {"list": 0, "restriction": L, "privilege": L + R, "plugin": L + R + len(privs)}
 
 
 _TARGET_KIND = {"list_start": "list", "list_extend": "list", "list_remove": "list", "list_expire": "list",
                 "restrict_on": "restriction", "restrict_off": "restriction", "reach_on": "restriction",
                 "reach_off": "restriction", "blocked": "restriction", "privilege_on": "privilege",
-                "privilege_off": "privilege"}
+                "privilege_off": "privilege", "enter": "plugin", "renew": "plugin", "leave": "plugin"}
 
 
 def events_table(params: Params, results: list[ShardResult]) -> pa.Table:
@@ -116,7 +123,8 @@ def events_table(params: Params, results: list[ShardResult]) -> pa.Table:
     rule = np.where(rule < 0, len(rules) + rule, rule)  # -1 none, -2 initial_listing
     sen_names = list(params.sensors) + [NO_SENSOR]
     tnames, offset = target_names(params)
-    raw = list(params.bl_names) + list(params.restriction_names) + (list(params.mech.privilege_names) if params.mech else [])
+    raw = list(params.bl_names) + list(params.restriction_names) + (list(params.mech.privilege_names) if params.mech else []) \
+        + params.plugin_targets
     to_name = np.array([tnames.index(x) for x in raw] + [tnames.index("none")], dtype=np.int64)
     kind = cat["kind"].astype(np.int64)
     base = np.zeros(len(KINDS), dtype=np.int64)

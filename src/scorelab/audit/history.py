@@ -30,6 +30,7 @@ class History:
     reach_days: np.ndarray  # [n, R] days restricted through the household
     privilege_days: np.ndarray  # [n, P]
     blocked: np.ndarray  # [n] attempts refused
+    plugin_days: dict  # target name -> [n] days in a plugin's list or state (enter ... leave)
     final_restricted: np.ndarray  # [n] bool
     grade_days: np.ndarray  # [n, K]
     start_grade: np.ndarray  # [n]
@@ -107,6 +108,9 @@ def build_history(params: Params, events: pd.DataFrame, ids: np.ndarray, start_s
         last[:-1] = p[1:] != p[:-1]
         final_restricted[p[last]] = count[last] > 0
     blocked = np.bincount(pos[is_kind("blocked")], minlength=n).astype(np.int64)
+    p_on, p_off = is_kind("enter"), is_kind("leave")
+    plugin_days = {name: _on_off_days(pos, day, p_on & on_target(name), p_off & on_target(name), n, T)
+                   for name in P.plugin_targets}
 
     # grades from the score events
     sc = is_kind("score")
@@ -114,7 +118,7 @@ def build_history(params: Params, events: pd.DataFrame, ids: np.ndarray, start_s
     grade_days, start_grade, final_score, final_grade, transitions, changes = grade_history(
         P, n, np.asarray(start_score, dtype=np.int64), spos, sday, spts)
     return History(n, T, restricted_days, restriction_days, listed_days, reach_days, privilege_days, blocked,
-                   final_restricted, grade_days, start_grade, final_score, final_grade, transitions, changes)
+                   plugin_days, final_restricted, grade_days, start_grade, final_score, final_grade, transitions, changes)
 
 
 def grade_history(P: Params, n: int, start: np.ndarray, pos: np.ndarray, day: np.ndarray, pts: np.ndarray):

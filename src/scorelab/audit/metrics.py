@@ -862,6 +862,11 @@ def event_log_check(run: RunData) -> dict[str, Any]:
                 out[f"reached_days_engine[{name}]"] = int(a[f"reached_{name}"].sum())
                 out[f"reached_days_events[{name}]"] = int(h.reach_days[:, r].sum())
                 pairs.append((f"reached_days_engine[{name}]", f"reached_days_events[{name}]"))
+        for decl in run.params.plugin_metrics:  # a plugin's declared stock and its enter/leave events
+            if decl.kind == "stock" and decl.target in h.plugin_days and decl.name in a.columns:
+                out[f"{decl.name}_days_engine"] = int(a[decl.name].sum())
+                out[f"{decl.name}_days_events"] = int(h.plugin_days[decl.target].sum())
+                pairs.append((f"{decl.name}_days_engine", f"{decl.name}_days_events"))
     out["exact"] = bool(out["final_score_agrees"] == 1.0 and out["final_restricted_agrees"] == 1.0
                         and all(out[x] == out[y] for x, y in pairs))
     return out

@@ -15,6 +15,8 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .governance import Governance
+from ..plugins import check_all as check_plugins
+from ..plugins.redlist import RedList
 from .start import StartScores
 from .extensions import Composite, DueProcess, Graph, PeerRating, Privilege, check_scenario
 
@@ -140,6 +142,7 @@ class Policy(Strict):
     privileges: list[Privilege] = Field(default_factory=list)
     due_process: DueProcess | None = None
     composite: Composite | None = None
+    red_lists: list[RedList] = Field(default_factory=list, description="lists for good deeds, with rewards (plugins/redlist.py)")
 
     @model_validator(mode="after")
     def _check(self) -> "Policy":
@@ -310,6 +313,7 @@ class Scenario(Strict):
         for j, sc in enumerate(self.response.score_curves):
             _known(f"response.score_curves[{j}].behaviour", sc.behaviour, behaviours, "behaviour")
         check_scenario(self)
+        check_plugins(self)
         return self
 
     def start_support(self) -> tuple[int, int]:

@@ -16,6 +16,7 @@ Each row is (day, citizen, kind, rule, points, sensor, false attribution, target
 | notice | notice of a coming penalty | the behaviour | - | the day it scores |
 | review_drop / contest_drop | a false attribution dropped by human review / a contested notice | the behaviour | - | - |
 | appeal | an appeal filed against a false attribution | the behaviour | - | the day it is reversed |
+| enter / renew / leave | on or off a list or state a mechanism plugin declares (a red list) | the behaviour | its name | the end |
 
 States are those at the end of a day, as in metrics.parquet: a state that starts and ends on the same
 day lasts no day. Initial states (start score's grade, initial listings) are events of day 0. So every
@@ -28,7 +29,7 @@ import numpy as np
 
 KINDS = ("score", "list_start", "list_extend", "list_remove", "list_expire", "restrict_on", "restrict_off",
          "reach_on", "reach_off", "privilege_on", "privilege_off", "blocked", "notice", "review_drop",
-         "contest_drop", "appeal")
+         "contest_drop", "appeal", "enter", "renew", "leave")
 KIND = {name: i for i, name in enumerate(KINDS)}
 RULE_NONE = -1  # a state change no single rule made (a restriction following a grade, an expiry)
 RULE_INITIAL = -2  # drawn at the start (initial listings)

@@ -192,6 +192,18 @@ def _start_scores(P: Params, gens, sizes: np.ndarray) -> np.ndarray | None:
     return np.concatenate(parts)
 
 
+def _plugins(P: Params, spec: ShardSpec, sizes, starts, bounds, metrics, log) -> list:
+    """The active mechanism plugins of this shard, constructed in registry order over one shared context."""
+    if not P.plugins:
+        return []
+    from ..plugins import ShardContext
+
+    rules = {name: i for i, name in enumerate(P.rule_names)}
+    targets = {name: i for i, name in enumerate(P.plugin_targets)}
+    ctx = ShardContext(P, spec, sizes, starts, bounds, metrics, log, rules, targets)
+    return [plugin(compiled, ctx) for plugin, compiled in P.plugins]
+
+
 def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None) -> ShardResult:
     P = params
     T, G, B = P.days, P.n_groups, P.n_behaviours
@@ -278,6 +290,7 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
 
     # [mechanisms hook 0] preset mechanisms (engine/mechanisms.py); None for plain point systems like RR-1
     mech = ShardMechanisms(P, spec, sizes, starts, bounds, metrics, log, keep) if M is not None else None
+    plugins = _plugins(P, spec, sizes, starts, bounds, metrics, log)  # mechanism plugins (plugins/), registry order
 
     for t in range(T):
         # ---- behave: thin candidates by each one's propensity (state at the start of the day) ----
@@ -327,6 +340,8 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
 
         # [mechanisms hook 2] blocked attempts, due process, sub-score events, peer ratings
         extra = mech.pre_score(t, obs, true_ids, score, listed) if mech is not None else []
+        for pl in plugins:
+            extra += pl.pre_score(t, obs, true_ids, score, listed)
         expiring = calendar.pop(t, [])
         parts = [o[1] for o in obs] + expiring + extra
         touched = _union(parts)
@@ -371,6 +386,8 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
 
         if mech is not None:  # [mechanisms hook 3] caps, list removal/extension, reversals, composite, peer
             mech.apply(t, score, listed, calendar)
+        for pl in plugins:
+            pl.apply(t, obs, score, listed, calendar)
         new_score = score[touched]
         if has_clip and len(touched):
             clipped = np.clip(new_score, P.score_min, P.score_max).astype(P.score_dtype)
@@ -425,6 +442,8 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
 
         if mech is not None:  # [mechanisms hook 4] household reach, privileges, sub-score means
             mech.end_day(t, touched, old_listed, new_listed, grade_n, listed)
+        for pl in plugins:
+            pl.end_day(t, touched)
         metrics["score_sum"][t] = score_sum
         metrics["restricted"][t] = restricted_any
         if R > 1:
@@ -482,5 +501,7 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
                 cit[f"propensity_{name}"] = P.deter_table[slot][deter[slot, ids]].astype(np.float32)
         if mech is not None:  # [mechanisms hook 5] per-citizen outputs of the mechanisms
             cit.update(mech.citizens(ids, score))
+        for pl in plugins:
+            cit.update(pl.citizens(ids, score))
         result.citizens = cit
     return result

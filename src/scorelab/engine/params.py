@@ -67,6 +67,21 @@ class Params:
     restriction_grades: np.ndarray  # [R, K] bool
     restriction_lists: np.ndarray  # [R, L] bool
     mech: MechParams | None = None  # preset mechanisms (engine/mechanisms.py)
+    plugins: tuple = ()  # ((plugin class, compiled tables), ...) of the active mechanism plugins (plugins/)
+
+    @property
+    def rule_names(self) -> list[str]:
+        """Names of the event log's rule codes: behaviours, the score range, the mechanisms' rules."""
+        extra = list(self.mech.extra_rules) if self.mech else []
+        return list(self.behaviours) + [CLIP_RULE] + extra + [r for p, c in self.plugins for r in p.rules(c)]
+
+    @property
+    def plugin_targets(self) -> list[str]:
+        return [x for p, c in self.plugins for x in p.targets(c)]
+
+    @property
+    def plugin_metrics(self) -> list:
+        return [m for p, c in self.plugins for m in p.metrics(c, self)]
 
     @property
     def n_groups(self) -> int:
@@ -184,6 +199,14 @@ def compile_params(sc: Scenario) -> Params:
     T = sc.scenario.days
     gain = int(points[points > 0].sum()) * T
     loss = int(-points[points < 0].sum()) * T * (1 + len(false_sources))
+    from types import SimpleNamespace
+
+    from ..plugins import compile_all
+
+    plugins = compile_all(sc, SimpleNamespace(behaviours=behaviours, groups=groups, sensors=sensors))
+    swing = sum(int(p.max_daily_points(c)) for p, c in plugins) * T
+    gain += swing
+    loss += swing
     s_lo, s_hi = sc.start_support()
     lo = s_lo - loss if pol.score_min is None else min(pol.score_min, s_lo)
     hi = s_hi + gain if pol.score_max is None else max(pol.score_max, s_hi)
@@ -229,5 +252,6 @@ def compile_params(sc: Scenario) -> Params:
         restriction_grades=rg,
         restriction_lists=rl,
     )
-    return replace(params, mech=compile_mechanisms(sc, behaviours, params.bl_names, params.restriction_names,
-                                                   grade_names))
+    params = replace(params, mech=compile_mechanisms(sc, behaviours, params.bl_names, params.restriction_names,
+                                                     grade_names))
+    return replace(params, plugins=plugins)
