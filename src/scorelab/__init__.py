@@ -5,5 +5,7 @@ __version__ = "0.1.0"
 
 from .api import Run, load, simulate  # noqa: E402
 from .config.loader import ConfigError, list_presets  # noqa: E402
+from . import audit  # noqa: E402  (a package that is also callable: scorelab.audit(run) -> DataFrames)
+from .notebook import compare, sweep  # noqa: E402
 
-__all__ = ["Run", "load", "simulate", "ConfigError", "list_presets", "__version__"]
+__all__ = ["Run", "load", "simulate", "audit", "compare", "sweep", "ConfigError", "list_presets", "__version__"]

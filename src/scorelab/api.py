@@ -7,10 +7,11 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -97,17 +98,43 @@ def _jax_backend(backend: str, params: Params):
 
 @dataclass
 class Run:
-    """A finished run directory. Tables load lazily as pandas DataFrames."""
+    """A finished run: a run directory, or (``simulate()`` without ``out``) its tables held in memory.
+    Tables load as pandas DataFrames."""
 
-    path: Path
+    path: Path | None
+    _memory: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # name -> pyarrow Table
+    _memory_manifest: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.path is not None:
+            self.path = Path(self.path)
+
+    @classmethod
+    def into_memory(cls, run_dir: str | Path) -> "Run":
+        """Read every table and the manifest of ``run_dir`` into memory (the directory may be removed after)."""
+        import pyarrow.parquet as pq
+
+        run_dir = Path(run_dir)
+        tables = {p.stem: pq.read_table(p) for p in sorted(run_dir.glob("*.parquet"))}
+        return cls(None, tables, read_manifest(run_dir))
+
+    @property
+    def in_memory(self) -> bool:
+        return self._memory is not None
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
+        if self._memory_manifest is not None:
+            return self._memory_manifest
         return read_manifest(self.path)
 
     def table(self, name: str):
         import pandas as pd
 
+        if self._memory is not None:
+            if name not in self._memory:
+                raise KeyError(f"this run has no table {name!r}; tables: {', '.join(self._memory)}")
+            return self._memory[name].to_pandas()
         return pd.read_parquet(self.path / f"{name}.parquet")
 
     @property
@@ -142,7 +169,41 @@ class Run:
         out = last[["mean_score", "restricted_share"]].join(tot)
         return out
 
+    def save(self, out: str | Path) -> "Run":
+        """Write this run as a normal run directory ``out`` (which must not exist); returns that `Run`."""
+        import pyarrow.parquet as pq
+
+        out = Path(out)
+        if out.exists():
+            raise ConfigError(str(out), None, "output directory exists; choose another")
+        if self._memory is None:
+            tmp = staging_dir(out)
+            shutil.copytree(self.path, tmp, dirs_exist_ok=True)
+        else:
+            tmp = staging_dir(out)
+            for name, t in self._memory.items():
+                pq.write_table(t, tmp / f"{name}.parquet", compression="zstd", write_statistics=True)
+            write_manifest(tmp / "run.json", self._memory_manifest)
+        commit_dir(tmp, out, force=False)
+        return Run(out.resolve())
+
+    @contextmanager
+    def directory(self) -> Iterator[Path]:
+        """A run directory holding this run: its own, or (in memory) a temporary one removed on exit."""
+        if self._memory is None:
+            yield self.path
+            return
+        tmp = Path(tempfile.mkdtemp(prefix="scorelab-run-"))
+        try:
+            self.save(tmp / "run")
+            yield tmp / "run"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def __repr__(self) -> str:
+        if self._memory is not None:
+            m = self.manifest
+            return f"Run(<in memory: {m['scenario']['scenario']['name']}, {m['population']:,} citizens, {m['days']} days>)"
         return f"Run({str(self.path)!r})"
 
 
@@ -152,7 +213,8 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
              progress: Callable[[int, int], None] | None = None, backend: str = "numpy") -> Run:
     """Run a scenario and write its run directory; returns the `Run`.
 
-    ``out=None`` writes to a new temporary directory. ``ledger``: "all", "none", a number of citizens to
+    ``out=None`` keeps the run in memory and leaves no directory behind (it is written to a temporary
+    directory, read back and removed); `Run.save(dir)` writes it out later. Give ``out`` for large runs. ``ledger``: "all", "none", a number of citizens to
     keep detail for, or None (all up to 2 million citizens, else a 1-million sample). A run of several
     shards checkpoints each finished shard; `resume(out)` finishes a run that was killed.
     ``backend``: "numpy" (the sparse CPU kernel) or "jax" (the dense kernel on JAX's default device, GPU or
@@ -164,7 +226,12 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
         sc = Scenario.model_validate({**sc.model_dump(), "scenario": meta.model_dump()})
     seed = sc.scenario.seed if seed is None else seed
     if out is None:
-        out = Path(tempfile.mkdtemp(prefix=f"scorelab-{sc.scenario.name}-")) / "run"
+        tmp = Path(tempfile.mkdtemp(prefix=f"scorelab-{sc.scenario.name}-"))
+        try:
+            run = simulate(sc, seed, tmp / "run", ledger=ledger, workers=workers, progress=progress, backend=backend)
+            return Run.into_memory(run.path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     out = Path(out)
     if out.exists() and not force:
         raise ConfigError(str(out), None, "output directory exists; choose another --out or pass --force to replace it")

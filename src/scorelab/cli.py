@@ -569,6 +569,43 @@ def query(
         console.print(f"{len(df):,} rows written to {out}")
 
 
+# ---- the lab: a local web page of knobs (scorelab.lab, docs/lab.md) ----
+
+@app.command()
+def lab(
+    preset: str = typer.Argument(DEFAULT_SCENARIO, help="the preset the page opens with (others can be picked on the page)"),
+    port: int = typer.Option(8765, "--port", "-p", help="port on 127.0.0.1 (0: any free port)"),
+    no_browser: bool = typer.Option(False, "--no-browser", help="do not open a browser; print the address only"),
+    verbose: bool = typer.Option(False, "--verbose", help="log every request on stderr"),
+) -> None:
+    """A local web page: move a policy's knobs and see it beside the unchanged policy on the same people."""
+    from .lab.server import make_server
+
+    try:
+        server = make_server(port, preset, verbose=verbose)
+    except ConfigError as e:
+        fail(str(e))
+        return
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it like Ctrl-C: its runs are removed
+    url = server.url + (f"?preset={preset}" if preset != DEFAULT_SCENARIO else "")
+    console.print(f"scorelab lab: [bold]{url}[/]  (local only, no internet needed; Ctrl-C stops it)")
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("lab stopped")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C or kill must not cut the clean-up short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        server.server_close()
+        server.lab.close()
+
+
 def main() -> None:
     try:
         app()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -324,6 +324,39 @@ class Scenario(Strict):
                 a, b = g.start.support()
                 lo, hi = min(lo, a), max(hi, b)
         return lo, hi
+
+    def with_changes(self, changes: dict[str, Any]) -> "Scenario":
+        """A new, validated scenario with each value named by a dotted path set, e.g.
+        ``sc.with_changes({"policy.rules[public_criticism].points": -200, "response.deterrence.factor": 0.9})``.
+
+        The paths are those of sweeps (scorelab.experiments.paths, docs/experiments.md): list items by
+        ``[name]`` or ``[index]``, a group's share of a per-group value by ``.group``. An optional block can be
+        removed with None (``{"policy.due_process": None}``). Scenarios are frozen, so this is how to edit one.
+        Raises ConfigError naming the path and what is allowed."""
+        from ..experiments import paths
+        from .loader import ConfigError, scenario_from_dict
+
+        if not isinstance(changes, dict):
+            raise ConfigError("with_changes", None, "give a dict of {dotted path: value}")
+        data = self.model_dump(mode="json")
+        for path, value in changes.items():
+            try:
+                paths.check(data, path)
+            except paths.PathError as e:
+                # a whole table or list may be replaced (or removed with None); anything else is an error
+                if value is not None and not isinstance(value, (dict, list)):
+                    raise ConfigError("with_changes", str(path), str(e)) from None
+                try:
+                    paths.apply(data, {path: value})
+                except paths.PathError:
+                    raise ConfigError("with_changes", str(path), str(e)) from None
+        return scenario_from_dict(paths.apply(data, changes), source="with_changes")
+
+    def to_toml(self) -> str:
+        """The scenario as a TOML scenario file (`scorelab run FILE.toml` runs it; loading it gives it back)."""
+        from .writer import scenario_toml
+
+        return scenario_toml(self)
 
     def per_group(self, value: PerGroup) -> list[float]:
         """A per-group value as a list in group order."""
