@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .._version import __version__
 from .compliance import Context, evaluate
 from .metrics import RunData, open_run, write_audit
 

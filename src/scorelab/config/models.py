@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .governance import Governance
-from ..plugins import check_all as check_plugins
 from ..plugins.redlist import RedList
 from .start import StartScores
 from .extensions import Composite, DueProcess, Graph, PeerRating, Privilege, check_scenario
@@ -313,6 +312,8 @@ class Scenario(Strict):
         for j, sc in enumerate(self.response.score_curves):
             _known(f"response.score_curves[{j}].behaviour", sc.behaviour, behaviours, "behaviour")
         check_scenario(self)
+        from ..plugins import check_all as check_plugins
+
         check_plugins(self)
         return self
 

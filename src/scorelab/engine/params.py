@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..config.models import Scenario
-from .mechanisms import MechParams, compile_mechanisms
 
 CLIP_RULE = "score_range"  # ledger name of the adjustment that keeps a score inside [score_min, score_max]
 NO_SENSOR = "none"
@@ -66,14 +65,23 @@ class Params:
     restriction_names: tuple[str, ...]
     restriction_grades: np.ndarray  # [R, K] bool
     restriction_lists: np.ndarray  # [R, L] bool
-    mech: MechParams | None = None  # preset mechanisms (engine/mechanisms.py)
     plugins: tuple = ()  # ((plugin class, compiled tables), ...) of the active mechanism plugins (plugins/)
 
     @property
     def rule_names(self) -> list[str]:
         """Names of the event log's rule codes: behaviours, the score range, the mechanisms' rules."""
-        extra = list(self.mech.extra_rules) if self.mech else []
-        return list(self.behaviours) + [CLIP_RULE] + extra + [r for p, c in self.plugins for r in p.rules(c)]
+        return list(self.behaviours) + [CLIP_RULE] + [r for p, c in self.plugins for r in p.rules(c)]
+
+    def plugin(self, name: str):
+        """The compiled tables of the active mechanism ``name`` (plugins/), or None when it is not used."""
+        for p, c in self.plugins:
+            if p.name == name:
+                return c
+        return None
+
+    @property
+    def plugin_names(self) -> list[str]:
+        return [p.name for p, _ in self.plugins]
 
     @property
     def plugin_targets(self) -> list[str]:
@@ -203,7 +211,9 @@ def compile_params(sc: Scenario) -> Params:
 
     from ..plugins import compile_all
 
-    plugins = compile_all(sc, SimpleNamespace(behaviours=behaviours, groups=groups, sensors=sensors))
+    plugins = compile_all(sc, SimpleNamespace(behaviours=behaviours, groups=groups, sensors=sensors,
+                                              grade_names=grade_names, bl_names=bl_names,
+                                              restriction_names=tuple(r.name for r in pol.restrictions)))
     swing = sum(int(p.max_daily_points(c)) for p, c in plugins) * T
     gain += swing
     loss += swing
@@ -252,6 +262,4 @@ def compile_params(sc: Scenario) -> Params:
         restriction_grades=rg,
         restriction_lists=rl,
     )
-    params = replace(params, mech=compile_mechanisms(sc, behaviours, params.bl_names, params.restriction_names,
-                                                     grade_names))
     return replace(params, plugins=plugins)

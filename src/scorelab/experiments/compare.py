@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .._version import __version__
 from ..config.loader import ConfigError, load_policy, load_scenario, resolve_source, scenario_from_dict
 from .execute import Listener, Report, RunTask, execute, is_done, partition_dir, replicate_seed, write_json
 from .stats import Paired, paired

@@ -33,7 +33,7 @@ from typing import Any, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .. import __version__
+from .._version import __version__
 from ..config.loader import ConfigError, load_scenario, resolve_source, scenario_from_dict
 from . import paths
 from .execute import Listener, Report, RunTask, execute, partition_dir, replicate_seed, write_json
