@@ -144,7 +144,28 @@ def new_state(P: Params, spec: ShardSpec) -> ShardState:
     S.hist = np.zeros((len(S.snap_days), G, HIST_BINS), dtype=np.int64)
     S.hist_lo = hist_lo(P)
     _initial_restrictions(S)
+    if P.het is not None:
+        S.het = _heterogeneity(P, spec, sizes)
     return S
+
+
+HET_KEY = 0x4E7E
+
+
+def _heterogeneity(P: Params, spec: ShardSpec, sizes: np.ndarray) -> dict[int, np.ndarray]:
+    """Per-citizen propensity multipliers, lognormal with mean 1 and log-sd ``behaviours[].heterogeneity``,
+    capped at ``heterogeneity_cap``; one stream per (behaviour, group), so a group's draws depend on nothing
+    else (common random numbers)."""
+    out = {}
+    for b in np.flatnonzero(P.het > 0):
+        sigma, cap = float(P.het[b]), float(P.het_cap[b])
+        root = np.random.SeedSequence(spec.seed, spawn_key=(spec.index, HET_KEY, int(b)))
+        parts = []
+        for g, ss in enumerate(root.spawn(len(sizes))):
+            z = np.random.Generator(np.random.PCG64(ss)).standard_normal(int(sizes[g]))
+            parts.append(np.minimum(np.exp(sigma * z - 0.5 * sigma * sigma), cap).astype(np.float32))
+        out[int(b)] = np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
+    return out
 
 
 def _initial_restrictions(S: ShardState) -> None:

@@ -65,6 +65,10 @@ class Params:
     restriction_names: tuple[str, ...]
     restriction_grades: np.ndarray  # [R, K] bool
     restriction_lists: np.ndarray  # [R, L] bool
+    chill: np.ndarray | None = None  # [B, G] general-deterrence multiplier (response.chilling); None: none
+    het: np.ndarray | None = None  # [B] log-sd of the per-citizen propensity multiplier (0: none); None: none
+    het_cap: np.ndarray | None = None  # [B] its largest value
+    deter_step: np.ndarray | None = None  # [B] deterrence steps per observed penalty (response.deterrence.points_unit)
     plugins: tuple = ()  # ((plugin class, compiled tables), ...) of the active mechanism plugins (plugins/)
 
     @property
@@ -170,6 +174,23 @@ def compile_params(sc: Scenario) -> Params:
         deter_slot[b] = k
     table = resp.deterrence.factor ** np.arange(MAX_COUNT + 1, dtype=np.float64)
     deter_table = np.tile(table, (len(deter), 1))
+    deter_step = None
+    if resp.deterrence.points_unit is not None:
+        unit = resp.deterrence.points_unit
+        deter_step = np.maximum(1, np.minimum(MAX_COUNT, -(-np.abs(points) // unit))).astype(np.int64)
+
+    # general deterrence: perceived monitoring (the rule's detection in the group) x the sanction's severity
+    chill = None
+    if resp.chilling:
+        chill = np.ones((B, G))
+        for ch in resp.chilling:
+            b = bidx[ch.behaviour]
+            sanction = abs(int(points[b])) + ch.listing_points * int(sum(bl.trigger == ch.behaviour for bl in pol.blacklists))
+            chill[b] *= 1.0 / (1.0 + ch.elasticity * detect[b] * sanction / ch.points_unit)
+    het = np.array([b.heterogeneity for b in sc.behaviours], dtype=np.float64)
+    het_cap = np.array([b.heterogeneity_cap if b.heterogeneity > 0 else 1.0 for b in sc.behaviours], dtype=np.float64)
+    if not het.any():
+        het = het_cap = None
 
     gaming = [[] for _ in range(B)]
     for gm in resp.gaming:
@@ -179,7 +200,7 @@ def compile_params(sc: Scenario) -> Params:
         xs = np.array([p[0] for p in cv.points], dtype=np.float64)
         ys = np.array([p[1] for p in cv.points], dtype=np.float64)
         curves[bidx[cv.behaviour]].append((xs, ys))
-    mmax = np.ones(B)
+    mmax = np.ones(B) if het_cap is None else het_cap.copy()  # a citizen's own multiplier is at most its cap
     for b in range(B):
         for _, f in gaming[b]:
             mmax[b] *= max(1.0, f)
@@ -261,5 +282,9 @@ def compile_params(sc: Scenario) -> Params:
         restriction_names=tuple(r.name for r in pol.restrictions),
         restriction_grades=rg,
         restriction_lists=rl,
+        chill=chill,
+        het=het,
+        het_cap=het_cap,
+        deter_step=deter_step,
     )
     return replace(params, plugins=plugins)

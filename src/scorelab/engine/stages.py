@@ -56,11 +56,17 @@ def behave(S: ShardState, D: Day) -> None:
     P, t, G = S.P, D.t, S.G
     for b in range(P.n_behaviours):
         ids, grp, (u_acc, u_obs) = S.candidates[b].day(t)
-        if (P.deter_slot[b] >= 0 or P.gaming[b] or P.curves[b]) and len(ids):
+        chill = P.chill is not None and (P.chill[b] < 1).any()
+        het = S.het.get(b)
+        if (P.deter_slot[b] >= 0 or P.gaming[b] or P.curves[b] or chill or het is not None) and len(ids):
             m = np.ones(len(ids), dtype=np.float64)
             slot = P.deter_slot[b]
             if slot >= 0:
                 m *= P.deter_table[slot][S.deter[slot, ids]]
+            if chill:  # general deterrence: monitoring x sanction, for everyone in the group
+                m *= P.chill[b][grp]
+            if het is not None:  # the citizen's own propensity
+                m *= het[ids]
             if P.gaming[b] or P.curves[b]:
                 s = S.score[ids]
                 for below, factor in P.gaming[b]:
@@ -155,13 +161,18 @@ def sanction(S: ShardState, D: Day) -> None:
 
 
 def respond(S: ShardState, D: Day) -> None:
-    """Deterrence: every observed event of a deterred behaviour lowers the citizen's propensity from the next
-    day (a saturating counter per citizen)."""
+    """Specific deterrence: every observed event of a deterred behaviour lowers the citizen's propensity from
+    the next day (a saturating counter per citizen; with response.deterrence.points_unit, by one step per
+    points_unit of the penalty)."""
     P = S.P
     for b, ids, false in D.obs:
         slot = P.deter_slot[b]
         if slot >= 0 and len(ids):
-            sat_inc(S.deter[slot], ids)
+            if P.deter_step is None or P.deter_step[b] == 1:
+                sat_inc(S.deter[slot], ids)
+            else:  # a harsher penalty counts as several steps
+                c = S.deter[slot, ids].astype(np.int64) + int(P.deter_step[b])
+                S.deter[slot, ids] = np.minimum(c, MAX_COUNT).astype(np.uint8)
 
 
 def clip(S: ShardState, D: Day) -> None:

@@ -72,6 +72,7 @@ class ShardState:
     target_code: dict[str, int]  # event-log target code of each mechanism target
     candidates: list = field(default_factory=list)  # [B] kernel._Batches: candidate events per behaviour
     false_candidates: list = field(default_factory=list)  # [F] kernel._Batches: false attributions per source
+    het: dict = field(default_factory=dict)  # behaviour -> [n] float32 per-citizen propensity multiplier
     plugins: dict = field(default_factory=dict)  # name -> the shard's instance of each active mechanism
     hooks: dict = field(default_factory=dict)  # stage name -> the plugins' methods for it, in their order
     gates: dict = field(default_factory=dict)  # behaviour -> the plugins' gate methods for it
