@@ -65,7 +65,7 @@ def fmt_ratio(r: float) -> str:
 
 
 def _who(group: str) -> str:
-    return "All" if group == "all" else group
+    return "all" if group == "all" else group
 
 
 def _ranked(per: dict[str, float], groups: list[str]) -> tuple[str, str | None]:
@@ -258,8 +258,6 @@ def harms(run: RunData, tables: dict[str, pd.DataFrame]) -> list[Harm]:
                     h.driver = _rule_driver(run, ever & _group_mask(run, worst), f"restricted {worst} citizens")
                 out.append(h)
 
-    for h in out:
-        h.sentence = h.sentence[:1].upper() + h.sentence[1:]
     out.sort(key=lambda h: -h.size)
     return out
 
