@@ -175,10 +175,41 @@ def fig_distribution(run: RunData):
             fig.add_trace(go.Scatter(x=x, y=s["citizens"] / max(total, 1), mode="lines+markers", name=f"day {d}",
                                      line=dict(color=_color(k), shape="hvh"), legendgroup=str(d), showlegend=(j == 0)),
                           row=1, col=j + 1)
-        fig.update_yaxes(type="log", row=1, col=j + 1)
+        fig.update_yaxes(type="log", row=1, col=j + 1, **LOG_SHARE_TICKS)
         fig.update_xaxes(title_text="score", row=1, col=j + 1)
-    fig.update_yaxes(title_text="share of citizens (log)", row=1, col=1)
+    fig.update_yaxes(title_text="share of citizens (log scale)", row=1, col=1)
     fig.update_layout(title="Score distribution over time, by group", height=400)
+    return fig
+
+
+# a log axis of shares read as percentages (plotly's default would print 100µ for 0.0001)
+LOG_SHARE_TICKS = dict(tickvals=[10.0 ** k for k in range(-7, 1)],
+                       ticktext=["0.00001%", "0.0001%", "0.001%", "0.01%", "0.1%", "1%", "10%", "100%"])
+
+
+def restriction_threshold(run: RunData) -> float | None:
+    """The highest score at which a grade-based restriction applies (None if no restriction uses grades)."""
+    pol = run.scenario.policy
+    named = {g for r in pol.restrictions for g in (r.grades or [])}
+    tops = [g.max for g in pol.grades if g.name in named and g.max is not None]
+    return float(max(tops)) if tops else None
+
+
+def fig_mean_score(run: RunData):
+    """Mean score by group on an axis that does not exaggerate: it reaches down to the score at which
+    restrictions start (or 10% below the start score) so a drift of a few points looks like one."""
+    fig = fig_lines(run, "mean_score", "Mean score by group", "mean score")
+    m = run.metrics
+    lo, hi = float(m["mean_score"].min()), float(m["mean_score"].max())
+    start = float(run.scenario.policy.start_score)
+    thr = restriction_threshold(run)
+    floor = thr if thr is not None and thr < start else start - 0.1 * max(abs(start), 1.0)
+    bottom, top = min(lo, floor), max(hi, start)
+    pad = 0.05 * max(top - bottom, 1e-9)
+    fig.update_yaxes(range=[bottom - pad, top + pad])
+    if thr is not None and bottom - pad <= thr <= top + pad:
+        fig.add_hline(y=thr, line=dict(color="#d62728", dash="dash", width=1),
+                      annotation_text=f"restricted at {thr:,.0f} and below", annotation_position="bottom right")
     return fig
 
 
@@ -197,6 +228,7 @@ def fig_lines(run: RunData, col: str, title: str, ytitle: str, cumulative: bool 
             y = y * per / np.maximum(s["population"].to_numpy(dtype=float), 1)
         fig.add_trace(go.Scatter(x=s["day"], y=y, mode="lines", name=e(g), line=dict(color=_color(i), dash="dot" if g == "all" else "solid")))
     fig.update_layout(title=title, xaxis_title="day", yaxis_title=ytitle)
+    fig.update_yaxes(rangemode="tozero")  # counts and shares start at 0, so a small change looks small
     if pct:
         fig.update_yaxes(tickformat=".1%")
     return fig
@@ -219,6 +251,7 @@ def fig_chilling(run: RunData, curve: pd.DataFrame):
         fig.add_trace(go.Scatter(x=s["day"], y=fall, mode="lines", name=f"{e(g)}: events lost", showlegend=True,
                                  line=dict(color=_color(i)), legendgroup=g), row=1, col=2)
     fig.update_xaxes(title_text="day")
+    fig.update_yaxes(rangemode="tozero")
     fig.update_layout(title="The chilling effect: true speech with the policy vs the same society without it", height=420)
     return fig
 
@@ -437,7 +470,8 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None,
 
     p.add("<h2>Scores over time</h2>")
     p.figure(fig_distribution(run), "Share of each group's citizens per 10-point score bin, at snapshot days (log scale).")
-    p.figure(fig_lines(run, "mean_score", "Mean score by group", "mean score"), "Mean score at the end of each day.")
+    p.figure(fig_mean_score(run), "Mean score at the end of each day. The axis reaches down to the score at which a "
+             "grade restriction starts (dashed), or 10% below the start score, so small drifts look small.")
 
     p.add("<h2>Who was sanctioned</h2>")
     p.figure(fig_lines(run, "restricted_share", "Restricted share by group", "share restricted", pct=True),
