@@ -195,11 +195,25 @@ def validate(scenario: str = typer.Argument(..., help="preset name or scenario T
 # ---------------------------------------------------------------- audit, compliance, report, explain
 
 
+def _build_with_status(build, target: Path, **kw):
+    """Run a report builder with a live status line on stderr naming each stage (and the time it took)."""
+    import time
+
+    t0 = time.perf_counter()
+    with err.status("report: starting", spinner="dots") as status:
+        def step(words: str) -> None:
+            status.update(f"report: {words} [dim]({time.perf_counter() - t0:.1f} s)[/]")
+
+        page = build(target, progress=step, **kw)
+    err.print(f"report written in {time.perf_counter() - t0:.1f} s")
+    return page
+
+
 def _write_report(path: Path) -> None:
     from .audit.report import build_report
 
     try:
-        page = build_report(path)
+        page = _build_with_status(build_report, path)
     except ConfigError as e:
         fail(str(e))
         return
@@ -364,7 +378,7 @@ def report(
 
     opts = _audit_options(counterfactual, counterfactual_population)
     try:
-        page = build_report(run_dir, **opts)
+        page = _build_with_status(build_report, run_dir, **opts)
     except ConfigError as e:
         fail(str(e))
         return
