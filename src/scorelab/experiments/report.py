@@ -106,6 +106,8 @@ def _arm_table(label: str, base: str, res: dict[str, Paired], used: dict[str, st
                         f"<td class=\"{cls}\">{_val(p.diff_mean, pct)}</td><td>{ci}</td><td>{p.n}</td></tr>")
     conf = next(iter(res.values())).confidence if res else 0.95
     used[f"{conf:.0%} CI"] = f"{conf:.0%} confidence interval of the difference (Student t over the paired replicates)"
+    for arm in (base, label):
+        used[f"{arm} (mean)"] = f"the metric's mean over the replicates of {arm}"
     return (f"<table><tr><th class=l>metric</th><th class=l>group</th><th>{_e(base)} (mean)</th>"
             f"<th>{_e(label)} (mean)</th><th>difference</th><th>{conf:.0%} CI</th><th>replicates</th></tr>"
             + "".join(rows) + "</table>")

@@ -3,8 +3,9 @@ escaped).
 
 For each swept parameter, the headline harm metrics of every group against the parameter's value: each
 point is the mean over the finished runs at that value (the replicates, and the other parameters' values
-if there are several, which the page says), with a Student-t interval over those runs. Metrics that do not
-change across the sweep are listed, not drawn. Every figure's table can be downloaded as CSV.
+if there are several, which the page says), with a Student-t interval over those runs. A metric is drawn
+when it moves beyond noise: the paired difference between its highest and lowest value (same seeds, so
+common random numbers) has an interval that excludes 0; the others are listed, not drawn. Every figure's table can be downloaded as CSV.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 
 from ..glossary import TERMS, glossary_html, metric_label
 from .report import CSS, _colour, is_share
-from .stats import mean_ci
+from .stats import mean_ci, paired
 
 # the harms a sweep is usually run to move, in the order they are shown
 HARMS = ["wrongful_penalties_per_100k", "share_wrongfully_penalised", "false_positive_rate", "wrongful_sanctioned_share",
@@ -49,21 +50,23 @@ def sweep_table(summ: pd.DataFrame, column: str, confidence: float = 0.95) -> pd
     return pd.DataFrame(rows)
 
 
-def _varies(t: pd.DataFrame) -> bool:
-    """Does the metric change across the sweep beyond noise? In some group, the intervals of the values with
-    the highest and the lowest mean do not overlap; without intervals (one run per value), the means differ
-    by at least 1% of the largest."""
-    for _, d in t.groupby("group"):
-        d = d[np.isfinite(d["mean"])]
-        if len(d) < 2:
+def _varies(runs: pd.DataFrame, column: str, others: list[str], confidence: float = 0.95) -> bool:
+    """Does the metric change across the sweep beyond noise? In some group, the values of ``column`` with the
+    highest and the lowest mean differ with a paired interval (pairs: the same replicate and the same other
+    parameters, so the same seeds: common random numbers) that excludes 0; with one run per value, by at
+    least 1% of the larger mean."""
+    for _, d in runs.groupby("group"):
+        wide = d.pivot_table(index=["replicate", *others], columns=column, values="value", aggfunc="first")
+        means = wide.mean()
+        means = means[np.isfinite(means)]
+        if len(means) < 2 or means.max() == means.min():
             continue
-        hi, lo = d.loc[d["mean"].idxmax()], d.loc[d["mean"].idxmin()]
-        if hi["mean"] == lo["mean"]:
-            continue
-        if math.isfinite(hi["ci_low"]) and math.isfinite(lo["ci_high"]):
-            if hi["ci_low"] > lo["ci_high"]:
+        hi, lo = wide[means.idxmax()].to_numpy(), wide[means.idxmin()].to_numpy()
+        p = paired(lo, hi, confidence)
+        if p.n >= 2:
+            if p.excludes_zero or (p.diff_sd == 0 and p.diff_mean != 0):
                 return True
-        elif hi["mean"] - lo["mean"] >= 0.01 * max(abs(hi["mean"]), abs(lo["mean"])):
+        elif abs(means.max() - means.min()) >= 0.01 * max(abs(means.max()), abs(means.min())):
             return True
     return False
 
@@ -113,6 +116,7 @@ def build_sweep_report(out: str | Path, progress: Callable[[str], None] | None =
     say("drawing the figures")
     for column, dotted in columns.items():
         parts.append(f"<h2>{_e(column)}</h2><p class=muted>{_e(dotted)}</p>")
+        used[column] = f"the swept parameter: the scenario's {dotted}"
         others = [c for c in columns if c != column]
         if others:
             parts.append(f"<p class=note>Each point averages the runs at this value of {_e(column)} over every value of "
@@ -121,7 +125,7 @@ def build_sweep_report(out: str | Path, progress: Callable[[str], None] | None =
             parts.append("<p class=note>One replicate: no interval (it needs at least 2 runs per value).</p>")
         sub = summ[summ["metric"].isin(metrics)]
         table = sweep_table(sub, column, confidence)
-        shown = [m for m in metrics if _varies(table[table["metric"] == m])]
+        shown = [m for m in metrics if _varies(sub[sub["metric"] == m], column, others, confidence)]
         flat = [m for m in metrics if m not in shown]
         numeric = pd.api.types.is_numeric_dtype(table[column]) and not pd.api.types.is_bool_dtype(table[column])
         if shown:
