@@ -339,7 +339,7 @@ blockquote{margin:.3em 0;font-style:italic;color:#333} .kpi{display:inline-block
 .warnbox{background:#fff4d6;border-left:4px solid #ffbf47;padding:.5em .8em;font-size:.9em}
 .headline{background:#f4f8fc;border-left:5px solid #1f77b4;padding:.3em 1.2em .6em;margin-top:1.2em}
 .headline h2{border:0;margin-top:.6em} .headline li{margin:.5em 0;font-size:1.08em;line-height:1.4}
-.driver{color:#444;font-size:.92em} .cards{display:flex;flex-wrap:wrap;gap:.8em}
+.driver{color:#444;font-size:.92em} .headline li.none{list-style:none;color:#555;font-size:.95em} .cards{display:flex;flex-wrap:wrap;gap:.8em}
 .card{border:1px solid #ddd;border-radius:8px;padding:.4em .9em;flex:0 1 270px}
 .card.flagged{border-color:#d62728;box-shadow:0 0 0 1px #d62728 inset} .card h3{margin:.3em 0}
 .card dl{display:grid;grid-template-columns:1fr auto;gap:.15em .8em;margin:.3em 0;font-size:.9em}
@@ -358,6 +358,9 @@ def headline_html(run: RunData, tables: dict[str, pd.DataFrame]) -> str:
                 "in this run: no false penalties, no restriction without misconduct, no speech lost.</p></section>")
     items = "".join(f"<li><b>{e(h.title)}:</b> {e(h.sentence)}." + (f" <span class='driver'>{e(h.driver[:1].upper() + h.driver[1:])}.</span>" if h.driver else "")
                     + "</li>" for h in top)
+    if len(top) < 3:
+        items += ("<li class='none'>No other harm the audit measures (false penalties, restriction without misconduct "
+                  "or by sensor errors alone, lost speech, unequal restriction) is above zero in this run.</li>")
     return ("<section class='headline'><h2>What this policy did</h2><ol>" + items + "</ol>"
             "<p class='note'>The largest harms the audit measured, ranked by their size in the group each hits "
             "hardest, counted per 1,000 (citizens, citizens without misconduct, or speech acts). The sentences "
@@ -469,9 +472,15 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None,
     say("drawing the figures")
 
     p.add("<h2>Scores over time</h2>")
-    p.figure(fig_distribution(run), "Share of each group's citizens per 10-point score bin, at snapshot days (log scale).")
-    p.figure(fig_mean_score(run), "Mean score at the end of each day. The axis reaches down to the score at which a "
-             "grade restriction starts (dashed), or 10% below the start score, so small drifts look small.")
+    ms = run.metrics["mean_score"]
+    if float(ms.min()) == float(ms.max()):
+        p.add(f"<p>No score moved in this run: every citizen ends where they started ({float(ms.iloc[0]):,.0f} points on "
+              "average), so there is no score distribution to draw. What the policy does, it does through lists and "
+              "restrictions (below).</p>")
+    else:
+        p.figure(fig_distribution(run), "Share of each group's citizens per 10-point score bin, at snapshot days (log scale).")
+        p.figure(fig_mean_score(run), "Mean score at the end of each day. The axis reaches down to the score at which a "
+                 "grade restriction starts (dashed), or 10% below the start score, so small drifts look small.")
 
     p.add("<h2>Who was sanctioned</h2>")
     p.figure(fig_lines(run, "restricted_share", "Restricted share by group", "share restricted", pct=True),
@@ -495,9 +504,13 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None,
     p.add(f"<p class='note'>{e(notes['disparate_impact'])}. {e(notes['ground_truth'])}. Intervals: {e(notes['intervals'])}.</p>")
 
     p.add("<h2>Wrongful penalties and sanctions</h2>")
-    p.figure(fig_lines(run, "wrongful_penalties", "False attributions scored, cumulative per 1,000 citizens",
-                       "per 1,000 citizens", cumulative=True, per=1000.0),
-             "Penalties from sensor errors (a camera naming the wrong person), all citizens.")
+    if float(run.metrics["wrongful_penalties"].abs().sum()) > 0:
+        p.figure(fig_lines(run, "wrongful_penalties", "False attributions scored, cumulative per 1,000 citizens",
+                           "per 1,000 citizens", cumulative=True, per=1000.0),
+                 "Penalties from sensor errors (a camera naming the wrong person), all citizens.")
+    else:
+        p.add("<p>No sensor scored a false attribution in this run, so nobody was penalised for something they did "
+              "not do.</p>")
     p.add(html_table(t["wrongful"], [("false_attributions_all_citizens", "false attributions (all citizens)"),
                                      ("citizens_falsely_attributed", "citizens falsely attributed (kept)"),
                                      ("false_points", "points lost to them"), ("final_score_changed", "final score changed"),
@@ -508,7 +521,14 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None,
     p.add(f"<p class='note'>{e(notes['wrongful'])}.</p>")
 
     p.add("<h2>The chilling effect</h2>")
-    p.figure(fig_chilling(run, t["chilling_curve"]), "Dotted: the same society, same random numbers, without the policy.")
+    curve = t["chilling_curve"]
+    if not bool(np.any(run.params.speech)):
+        p.add("<p>This scenario has no speech behaviour (none is marked <code>speech = true</code>), so there is no "
+              "chilling of speech to measure.</p>")
+    elif float(curve[["run", "counterfactual"]].abs().to_numpy().sum()) == 0:
+        p.add("<p>Nobody spoke in this run or in its counterfactual, so there is no chilling to draw.</p>")
+    else:
+        p.figure(fig_chilling(run, curve), "Dotted: the same society, same random numbers, without the policy.")
     p.add(html_table(t["chilling"], [("speech_run", "speech with policy"), ("speech_counterfactual", "without policy"),
                                      ("speech_fall", "fall"), ("speech_fall_share", "fall (share)"),
                                      ("per_1000_citizen_days_run", "per 1,000 citizen-days with"),
