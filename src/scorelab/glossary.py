@@ -170,6 +170,34 @@ METRIC_LABELS: dict[str, str] = {
     "unique_share": "unique on shared fields (k = 1)",
     "below_k5_share": "in a class under 5 on shared fields",
 }
+# the privacy table's rows (metric[recipient] for the k-anonymity rows)
+PRIVACY_LABELS: dict[str, tuple[str, str]] = {
+    "sensors": ("data sources read", "data sources the policy reads"),
+    "sources_per_citizen_mean": ("data sources per citizen", "distinct sensors with a record on the citizen, on average"),
+    "sources_per_citizen_max": ("data sources per citizen, most", "the most distinct sensors with a record on one citizen"),
+    "fused_share": ("records fused from several sources", "share of citizens with records from 2 or more sources"),
+    "records_per_citizen_mean": ("records per citizen", "records held per citizen, on average"),
+    "records_per_citizen_max": ("records per citizen, most", "the most records held on one citizen"),
+    "records_held": ("records held", "records held in all"),
+    "retention_days": ("retention (days)", "how long records are kept"),
+    "recipients": ("recipients", "organisations outside the scoring authority that receive records"),
+    "unique_share": ("unique on shared fields (k = 1)", "share of citizens whose shared fields single them out"),
+    "below_k5_share": ("in a class under 5 on shared fields", "share of citizens fewer than 5 of whom share their shared fields"),
+    "min_k": ("smallest class on shared fields", "the fewest citizens who share one combination of the shared fields"),
+}
+_RECIPIENT = re.compile(r"^(?P<metric>[^\[]+)\[(?P<who>[^\]]+)\]$")
+
+
+def privacy_label(key: str) -> tuple[str, str]:
+    """(label, meaning) of a privacy-table row such as ``unique_share[partner_bank]``."""
+    m = _RECIPIENT.match(key)
+    base, who = (m["metric"], m["who"]) if m else (key, None)
+    label, meaning = PRIVACY_LABELS.get(base, (base.replace("_", " "), ""))
+    if who:
+        label += ", all recipients" if who == "all_recipients" else f", {who}"
+    return label, meaning
+
+
 _LISTED = re.compile(r"^final_listed_(?P<name>.+)_share$")
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import __version__
 from .compliance import Context, evaluate
-from ..glossary import TERMS, glossary_html, labels_on
+from ..glossary import TERMS, glossary_html, labels_on, privacy_label
 from .metrics import RunData, open_run, write_audit
 from .story import fmt_rate, headline
 
@@ -578,6 +578,10 @@ def _per_citizen_sections(p: Page, run: RunData, t: dict[str, pd.DataFrame], not
 
     p.add("<h2>Privacy exposure</h2>")
     priv = t["privacy"].copy()
+    labels = [privacy_label(k) for k in priv.index]
+    priv["note"] = [n if n else meaning for n, (_, meaning) in zip(priv["note"], labels)]
+    priv["name"] = priv.index  # the audit's key, kept in the CSV
+    priv.index = pd.Index([label for label, _ in labels], name="metric")
     p.add(html_table(priv, [("value", "value"), ("note", "what it means")], index_name="metric", csv="privacy"))
     gov = run.scenario.policy.governance
     if gov.recipients:
