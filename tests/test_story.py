@@ -258,3 +258,37 @@ def test_sweep_report(tmp_path):
     page.unlink()
     r = CliRunner().invoke(app, ["report", str(tmp_path / "sw")])
     assert r.exit_code == 0 and page.is_file()
+
+
+def _render(page: Path, tmp_path: Path) -> str:
+    import subprocess
+
+    from test_report import CATCHER, CHROMIUM_FLAGS, chromium
+
+    exe = chromium()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + CATCHER, 1), encoding="utf-8")
+    r = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+                        "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=180)
+    assert "</html>" in r.stdout, r.stderr[-2000:]
+    errs = re.search(r'<pre id="__errs">(.*?)</pre>', r.stdout, flags=re.S)
+    assert errs is not None and json.loads(errs.group(1).replace("&quot;", '"')) == []
+    return r.stdout
+
+
+def test_sweep_and_comparison_pages_render_in_chromium(tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('base = "rr1"\npopulation = 3000\ndays = 30\nreplicates = 2\n[parameters]\n'
+                     '"sensors[camera].false_attribution.rate.rural" = [0.00008, 0.004]\n')
+    from scorelab.experiments import sweep as sweep_mod
+    from scorelab.experiments.sweep_report import build_sweep_report
+
+    sweep_mod.start(sweep, tmp_path / "sw", workers=1)
+    dom = _render(build_sweep_report(tmp_path / "sw"), tmp_path / "a")
+    plots = re.findall(r"<div id=\"sweep-plot-\d+\" class=\"plot[^\"]*\"[^>]*>(.*?)</div>\s*<p", dom, flags=re.S)
+    assert plots and all("main-svg" in p for p in plots)
+    c = compare.run(["rr1", str(ROOT / "examples/policies/rr1-criticism-halved.toml")], tmp_path / "cmp", workers=1,
+                    replicates=2, population=2000, days=20, seed=7)
+    dom = _render(c.root / "report.html", tmp_path / "b")
+    assert dom.count("plotly-graph-div") >= 1 and dom.count("main-svg") >= dom.count("plotly-graph-div")
