@@ -23,7 +23,7 @@ table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1rem}
 th,td{border-bottom:1px solid #eee;padding:.25rem .6rem;text-align:right;white-space:nowrap}td.l{white-space:normal}th{background:#f6f6f6}
 td.l,th.l{text-align:left}.sig{font-weight:600}.up{color:#b00}.down{color:#05a}.muted{color:#777}
 .note{background:#f8f8f0;border-left:3px solid #cc9;padding:.5rem 1rem;font-size:.9rem}
-code.muted{font-size:.75rem} tr.more td{border-bottom:1px solid #f4f4f4} tr.first td{border-top:1px solid #ccc} a.csv{font-size:.8rem} details{margin:.3rem 0 .6rem;font-size:.9rem}
+ul.inwords li{margin:.25rem 0} code.muted{font-size:.75rem} tr.more td{border-bottom:1px solid #f4f4f4} tr.first td{border-top:1px solid #ccc} a.csv{font-size:.8rem} details{margin:.3rem 0 .6rem;font-size:.9rem}
 dl.glossary{display:grid;grid-template-columns:minmax(180px,max-content) 1fr;gap:.25em 1em;font-size:.9em}
 dl.glossary dt{font-weight:600} dl.glossary dd{margin:0;color:#333}
 """
@@ -111,6 +111,24 @@ def _arm_table(label: str, base: str, res: dict[str, Paired], used: dict[str, st
     return (f"<table><tr><th class=l>metric</th><th class=l>group</th><th>{_e(base)} (mean)</th>"
             f"<th>{_e(label)} (mean)</th><th>difference</th><th>{conf:.0%} CI</th><th>replicates</th></tr>"
             + "".join(rows) + "</table>")
+
+
+def _in_words(label: str, base: str, res: dict[str, Paired]) -> str:
+    """The headline metrics that moved, one line each: the label, then each moved group's before → after."""
+    items = []
+    for metric in HEADLINE:
+        moves = [(g, p) for g, p in ((_split(k)[1], p) for k, p in res.items() if _split(k)[0] == metric) if moved(p)]
+        if not moves:
+            continue
+        name, meaning = metric_label(metric)
+        pct = is_share(metric)
+        bits = "; ".join(f"{'everyone' if g == 'all' else _e(g)} {_val(p.baseline_mean, pct)} → {_val(p.arm_mean, pct)}"
+                         for g, p in moves)
+        items.append(f"<li><b>{_e(name)}</b> ({_e(meaning)}): {bits}</li>")
+    if not items:
+        return f"<p>None of the headline metrics moved beyond noise from {_e(base)} to {_e(label)}.</p>"
+    return (f"<p>From <b>{_e(base)}</b> to <b>{_e(label)}</b>, the headline metrics that moved (mean over "
+            f"replicates, {_e(base)} → {_e(label)}):</p><ul class=inwords>" + "".join(items) + "</ul>")
 
 
 def _unmoved(res: dict[str, Paired]) -> str:
@@ -236,6 +254,8 @@ def write_report(cmp: "Comparison", path: Path) -> None:
                      f"{next(iter(next(iter(cmp.results.values())).values())).confidence:.0%} confidence interval "
                      "excludes 0. The others are listed, folded, under each table; every metric is in the CSV and in "
                      "comparison.json.</p>" if cmp.results and any(cmp.results.values()) else "")
+    for label, res in cmp.results.items():
+        parts.append(_in_words(label, base, res))
     parts += plots
     used: dict[str, str] = {k: TERMS[k] for k in ("metric", "group", "difference", "replicates", "baseline", "arm",
                                                   "rules", "policy")}
