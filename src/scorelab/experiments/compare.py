@@ -209,6 +209,28 @@ def analyse(out: Path, p: dict[str, Any], rep: Report, confidence: float = 0.95)
     return cmp
 
 
+def reanalyse(out: Path, confidence: float | None = None) -> Comparison:
+    """Recompute a finished comparison directory's tables and report from its runs (nothing is simulated)."""
+    import json
+
+    from .execute import FAILURES, Outcome
+
+    out = Path(out)
+    path = out / MANIFEST
+    if not path.is_file():
+        raise ConfigError(str(out), None, f"no {MANIFEST} here: not a comparison directory")
+    p = json.loads(path.read_text())
+    tasks = tasks_of(p)
+    failed = []
+    if (out / FAILURES).is_file():
+        for f in json.loads((out / FAILURES).read_text()):
+            failed.append(Outcome(f["run"], "failed", f.get("parameters", {}), f.get("seed", 0), error=f.get("error", "")))
+    if confidence is None and (out / "comparison.json").is_file():
+        confidence = json.loads((out / "comparison.json").read_text()).get("confidence")
+    rep = Report(total=len(tasks), skipped=sum(is_done(out, t.rel) for t in tasks), failed=failed)
+    return analyse(out, p, rep, confidence or 0.95)
+
+
 def _json_paired(p: Paired) -> dict[str, Any]:
     d = asdict(p)
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
