@@ -135,3 +135,62 @@ def test_the_rr1_chilling_example_chills_more_under_a_harsher_penalty():
     b = scorelab.simulate(harsh, seed=3, workers=1)
     crit = lambda r: int(r.metrics[r.metrics.group == "all"].criticism.sum())  # noqa: E731
     assert crit(b) < 0.75 * crit(a)
+
+
+def _throttled(effect, targeting=None, population=20000, days=90):
+    return make(scenario={"population": population, "days": days},
+                behaviours=[{"name": "littering", "rate": 0.01},
+                            {"name": "criticism_online", "rate": 0.02, "speech": True, "misconduct": False}],
+                sensors=[{"name": "court", "coverage": 0.5, **({"targeting": targeting} if targeting else {})}],
+                policy={"rules": [{"behaviour": "littering", "sensor": "court", "points": -200},
+                                  {"behaviour": "criticism_online", "sensor": "court", "points": 0}],
+                        "restrictions": [{"name": "slowed_internet", "grades": ["C", "D"],
+                                          **({"effects": effect} if effect else {})}]})
+
+
+def _run(sc, seed=6):
+    r = simulate_shard(compile_params(sc), ShardSpec(0, 0, sc.scenario.population, seed, 1))
+    return r
+
+
+def test_a_restriction_with_effects_lowers_its_holders_speech_and_no_one_elses():
+    plain = _run(_throttled(None))
+    slowed = _run(_throttled([{"behaviour": "criticism_online", "factor": 0.2}]))
+    assert slowed.metrics["criticism"].sum() < 0.9 * plain.metrics["criticism"].sum()
+    # the never-restricted speak exactly as before: the same candidates, the same uniforms
+    from scorelab.engine.events import KIND
+
+    def speech(r):
+        L = r.ledger
+        restricted = set(L["citizen"][L["kind"] == KIND["restrict_on"]].tolist())
+        sel = (L["kind"] == KIND["score"]) & (L["rule"] == 1)
+        return sorted((d, c) for d, c in zip(L["day"][sel].tolist(), L["citizen"][sel].tolist()) if c not in restricted), restricted
+    a, ra = speech(plain)
+    b, rb = speech(slowed)
+    assert ra == rb and len(ra) > 100 and len(a) > 1000 and a == b
+
+
+def test_a_privilege_effect_above_one_raises_use_by_its_holders():
+    def sc(factor):
+        return make(scenario={"population": 20000, "days": 60},
+                    behaviours=[{"name": "borrow", "rate": 0.01, "misconduct": False}],
+                    policy={"privileges": [{"name": "easy_credit", "grades": ["A"],
+                                            "effects": [{"behaviour": "borrow", "factor": factor}]}]})
+    one, three = _run(sc(1.0)), _run(sc(3.0))
+    assert abs(three.metrics["true_borrow"].sum() / one.metrics["true_borrow"].sum() - 3.0) < 0.15
+
+
+def test_targeted_surveillance_sees_more_of_the_restricted():
+    base = _run(_throttled(None))
+    targeted = _run(_throttled(None, targeting=[{"restriction": "slowed_internet", "factor": 2.0}]))
+    assert targeted.metrics["observed_littering"].sum() > base.metrics["observed_littering"].sum()
+    assert targeted.metrics["true_littering"].sum() <= base.metrics["true_littering"].sum()
+
+
+def test_effects_and_targeting_name_unknown_behaviours_and_restrictions():
+    with pytest.raises(ConfigError) as e:
+        _throttled([{"behaviour": "nope", "factor": 0.5}])
+    assert "policy.restrictions[0].effects[0].behaviour" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        _throttled(None, targeting=[{"restriction": "nope", "factor": 2.0}])
+    assert "sensors[0].targeting[0].restriction" in str(e.value)

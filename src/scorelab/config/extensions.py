@@ -32,11 +32,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Effect(_Strict):
+    """A consequence that acts: while it holds, a citizen's propensity for `behaviour` is multiplied by `factor`
+    (slowed internet lowers online speech; a loan privilege raises borrowing)."""
+
+    behaviour: Name
+    factor: float = Field(ge=0.0, le=10.0, allow_inf_nan=False)
+
+
 class Privilege(_Strict):
     """A reward held by every citizen whose grade is one of `grades`."""
 
     name: Name
     grades: list[Name] = Field(min_length=1)
+    effects: list[Effect] = Field(default_factory=list, description="propensities it changes while held")
     description: str = ""
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .governance import Governance
 from ..plugins.redlist import RedList
 from .start import StartScores
-from .extensions import Composite, DueProcess, Graph, PeerRating, Privilege, check_scenario
+from .extensions import Composite, DueProcess, Effect, Graph, PeerRating, Privilege, check_scenario
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
@@ -75,10 +75,19 @@ class FalseAttribution(Strict):
     rate: PerGroup
 
 
+class Targeting(Strict):
+    """Surveillance that targets: the sensor sees more of what citizens under a restriction do."""
+
+    restriction: Name
+    factor: float = Field(gt=0.0, le=1000.0, allow_inf_nan=False,
+                          description="coverage multiplier for citizens under the restriction (capped at 1)")
+
+
 class Sensor(Strict):
     name: Name
     coverage: PerGroup = Field(description="probability that a true event is observed, per group")
     false_attribution: FalseAttribution | None = None
+    targeting: list[Targeting] = Field(default_factory=list, description="coverage rises for restricted citizens")
     description: str = ""
 
 
@@ -123,6 +132,7 @@ class Restriction(Strict):
     blacklists: list[Name] = Field(default_factory=list)
     blocks: list[Name] = Field(default_factory=list, description="attempted behaviours refused (counted as blocked)")
     reach: Literal["self", "household"] = Field("self", description="household: a listing restricts the household")
+    effects: list[Effect] = Field(default_factory=list, description="propensities it changes while it holds")
 
     @model_validator(mode="after")
     def _something(self) -> "Restriction":
@@ -346,6 +356,16 @@ class Scenario(Strict):
             if not any(r.behaviour == ch.behaviour for r in self.policy.rules):
                 raise ValueError(f"response.chilling[{j}].behaviour: {ch.behaviour!r} has no policy rule, so no one is "
                                  "watched for it; chilling needs a rule (its sensor and points are the threat)")
+        restrictions = {r.name for r in self.policy.restrictions}
+        for i, sen in enumerate(self.sensors):
+            for j, tg in enumerate(sen.targeting):
+                _known(f"sensors[{i}].targeting[{j}].restriction", tg.restriction, restrictions, "restriction")
+        for i, res in enumerate(self.policy.restrictions):
+            for j, ef in enumerate(res.effects):
+                _known(f"policy.restrictions[{i}].effects[{j}].behaviour", ef.behaviour, behaviours, "behaviour")
+        for i, priv in enumerate(self.policy.privileges):
+            for j, ef in enumerate(priv.effects):
+                _known(f"policy.privileges[{i}].effects[{j}].behaviour", ef.behaviour, behaviours, "behaviour")
         blocked = {b for r in self.policy.restrictions for b in r.blocks}
         for j, ln in enumerate(self.response.learning):
             _known(f"response.learning[{j}].behaviour", ln.behaviour, behaviours, "behaviour")

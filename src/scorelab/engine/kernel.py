@@ -195,6 +195,8 @@ def attach_plugins(S: ShardState) -> None:
     for pl in instances:
         for b in pl.gated_behaviours():
             S.gates.setdefault(int(b), []).append(pl.gate)
+        for b in pl.propensity_behaviours():
+            S.propensity.setdefault(int(b), []).append(pl.propensity)
 
 
 def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None) -> ShardResult:

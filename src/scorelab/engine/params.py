@@ -68,6 +68,7 @@ class Params:
     chill: np.ndarray | None = None  # [B, G] general-deterrence multiplier (response.chilling); None: none
     het: np.ndarray | None = None  # [B] log-sd of the per-citizen propensity multiplier (0: none); None: none
     het_cap: np.ndarray | None = None  # [B] its largest value
+    targeting: tuple | None = None  # [B] ((restriction, coverage factor), ...) of the rule's sensor; None: none
     deter_step: np.ndarray | None = None  # [B] deterrence steps per observed penalty (response.deterrence.points_unit)
     plugins: tuple = ()  # ((plugin class, compiled tables), ...) of the active mechanism plugins (plugins/)
 
@@ -236,6 +237,14 @@ def compile_params(sc: Scenario) -> Params:
                                               grade_names=grade_names, bl_names=bl_names,
                                               restriction_names=tuple(r.name for r in pol.restrictions)))
     swing = sum(int(p.max_daily_points(c)) for p, c in plugins) * T
+    for plug, comp in plugins:  # a mechanism may raise a propensity (a privilege that encourages use)
+        mmax *= np.array([plug.max_multiplier(comp, b) for b in range(B)])
+    pmax = np.minimum(1.0, rate * mmax[:, None])
+    rnames = [r.name for r in pol.restrictions]
+    targeting = tuple(tuple((rnames.index(tg.restriction), tg.factor) for tg in sc.sensors[sensor_of[b]].targeting)
+                      if sensor_of[b] >= 0 else () for b in range(B))
+    if not any(targeting):
+        targeting = None
     gain += swing
     loss += swing
     s_lo, s_hi = sc.start_support()
@@ -286,5 +295,6 @@ def compile_params(sc: Scenario) -> Params:
         het=het,
         het_cap=het_cap,
         deter_step=deter_step,
+        targeting=targeting,
     )
     return replace(params, plugins=plugins)

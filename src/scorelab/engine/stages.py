@@ -58,7 +58,8 @@ def behave(S: ShardState, D: Day) -> None:
         ids, grp, (u_acc, u_obs) = S.candidates[b].day(t)
         chill = P.chill is not None and (P.chill[b] < 1).any()
         het = S.het.get(b)
-        if (P.deter_slot[b] >= 0 or P.gaming[b] or P.curves[b] or chill or het is not None) and len(ids):
+        plug = S.propensity.get(b)
+        if (P.deter_slot[b] >= 0 or P.gaming[b] or P.curves[b] or chill or het is not None or plug) and len(ids):
             m = np.ones(len(ids), dtype=np.float64)
             slot = P.deter_slot[b]
             if slot >= 0:
@@ -67,6 +68,8 @@ def behave(S: ShardState, D: Day) -> None:
                 m *= P.chill[b][grp]
             if het is not None:  # the citizen's own propensity
                 m *= het[ids]
+            for f in plug or ():  # consequences that act (a restriction or privilege held at the start of the day)
+                m *= f(b, ids, S, t)
             if P.gaming[b] or P.curves[b]:
                 s = S.score[ids]
                 for below, factor in P.gaming[b]:
@@ -94,7 +97,14 @@ def observe(S: ShardState, D: Day) -> None:
         if not P.scored[b]:
             continue
         det = P.detect[b]
-        if ((det > 0) & (det < 1)).any():
+        if P.targeting is not None and P.targeting[b]:  # the sensor sees more of the restricted
+            det_i = det[grp].copy()
+            for r, factor in P.targeting[b]:
+                on = S.restricted_at_start(r, ids, t)
+                det_i[on] = np.minimum(1.0, det_i[on] * factor)
+            seen = u_obs < det_i
+            ids, grp = ids[seen], grp[seen]
+        elif ((det > 0) & (det < 1)).any():
             seen = u_obs < det[grp]
             ids, grp = ids[seen], grp[seen]
         elif not (det > 0).all():

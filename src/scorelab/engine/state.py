@@ -76,6 +76,7 @@ class ShardState:
     plugins: dict = field(default_factory=dict)  # name -> the shard's instance of each active mechanism
     hooks: dict = field(default_factory=dict)  # stage name -> the plugins' methods for it, in their order
     gates: dict = field(default_factory=dict)  # behaviour -> the plugins' gate methods for it
+    propensity: dict = field(default_factory=dict)  # behaviour -> the plugins' propensity multipliers for it
     snap_days: np.ndarray | None = None  # days of the score-histogram snapshots
     hist: np.ndarray | None = None  # [S, G, H]
     hist_lo: int = 0
@@ -145,6 +146,22 @@ class ShardState:
         self.score[ids] = (self.score[ids].astype(np.int64) + delta).astype(self.score.dtype)
         self.log.emit("score", t, ids, rule=self.rule_code[rule], points=delta, sensor=sensor, false=false)
         self.points_metrics(t, ids, delta)
+
+    def restricted_at_start(self, r: int, ids: np.ndarray, t: int) -> np.ndarray:
+        """Under restriction ``r`` at the start of day t (the end of day t-1): by grade, by an own listing,
+        or through the household where the restriction reaches it (plugins/graphs.py)."""
+        P = self.P
+        out = np.zeros(len(ids), dtype=bool)
+        if P.restriction_grades[r].any():
+            out |= P.restriction_grades[r][P.grade_of(self.score[ids])]
+        graphs = self.plugins.get("graphs")
+        reached = graphs.reached(r, ids) if graphs is not None else None
+        if reached is not None:
+            out |= reached
+        else:
+            for k in np.flatnonzero(P.restriction_lists[r]):
+                out |= self.listed_at_start(k, ids, t)
+        return out
 
     def listed_at_start(self, k: int, ids: np.ndarray, t: int) -> np.ndarray:
         """On blacklist ``k`` at the end of day t-1 (t-1 < until)."""

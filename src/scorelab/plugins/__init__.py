@@ -16,6 +16,7 @@ from .base import Mechanism, Metric
 from .blocks import Blocks
 from .caps import Caps
 from .composite import Composite
+from .consequences import Consequences
 from .due_process import DueProcess
 from .graphs import Graphs
 from .lists import Lists
@@ -24,8 +25,8 @@ from .peer import Peer
 from .privileges import Privileges
 from .redlist import RedLists
 
-REGISTRY: tuple[type[Mechanism], ...] = (Graphs, Lists, Privileges, Blocks, Caps, DueProcess, Money, Composite,
-                                         Peer, RedLists)
+REGISTRY: tuple[type[Mechanism], ...] = (Graphs, Lists, Privileges, Blocks, Consequences, Caps, DueProcess, Money,
+                                         Composite, Peer, RedLists)
 
 
 def check_all(sc) -> None:

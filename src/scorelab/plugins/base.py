@@ -11,7 +11,8 @@ A mechanism is one class, registered once in ``plugins/__init__.py``. It brings
   summary and the report read these declarations, never name prefixes;
 * its per-shard state (built in ``__init__`` over the shard state) and the stages it joins, each a method
   of (state, day) that the kernel calls at its place in the day (engine/stages.py ``DAY``):
-  ``gate`` (inside behave: drop true events the citizen's state does not allow), ``observe`` (filter
+  ``gate`` (inside behave: drop true events the citizen's state does not allow), ``propensity`` (inside
+  behave: multiply a candidate's propensity, e.g. slowed internet lowers online speech), ``observe`` (filter
   today's observations), ``pre_score`` (before scores change; appends to ``day.extra`` the citizens it will
   change), ``apply`` (after the rules' points), ``end_day`` (after the aggregates), ``finish`` (after the
   last day), ``citizens`` (its per-citizen outputs).
@@ -72,6 +73,11 @@ class Mechanism:
         return 0.0
 
     @staticmethod
+    def max_multiplier(compiled, b: int) -> float:
+        """Largest factor ``propensity`` can give behaviour b (candidates are drawn at rate x this)."""
+        return 1.0
+
+    @staticmethod
     def extra_rows(compiled, penalty_rows: float) -> float:
         """Event-log rows the mechanism adds per citizen and day (memory estimates)."""
         return 0.0
@@ -93,6 +99,15 @@ class Mechanism:
 
     def gate(self, b: int, ids: np.ndarray, grp: np.ndarray, u_obs: np.ndarray, S: ShardState, t: int):
         return ids, grp, u_obs
+
+    def propensity_behaviours(self) -> list[int]:
+        """Behaviours whose propensity ``propensity`` multiplies."""
+        return []
+
+    def propensity(self, b: int, ids: np.ndarray, S: ShardState, t: int) -> np.ndarray:
+        """Per-candidate multiplier of the propensity of behaviour b (the state at the start of day t); it thins
+        the same candidates a policy without it sees, so comparisons keep common random numbers."""
+        return np.ones(len(ids))
 
     def observe(self, S: ShardState, D: Day) -> None:
         pass

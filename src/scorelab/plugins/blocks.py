@@ -76,18 +76,7 @@ class Blocks(Mechanism):
 
     @staticmethod
     def restricted_at_start(S, r: int, ids: np.ndarray, t: int) -> np.ndarray:
-        P = S.P
-        out = np.zeros(len(ids), dtype=bool)
-        if P.restriction_grades[r].any():
-            out |= P.restriction_grades[r][P.grade_of(S.score[ids])]
-        graphs = S.plugins.get("graphs")
-        reached = graphs.reached(r, ids) if graphs is not None else None
-        if reached is not None:
-            out |= reached
-        else:
-            for k in np.flatnonzero(P.restriction_lists[r]):
-                out |= S.listed_at_start(k, ids, t)
-        return out
+        return S.restricted_at_start(r, ids, t)
 
     def observe(self, S, D) -> None:
         P, t = S.P, D.t
