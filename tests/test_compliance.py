@@ -50,7 +50,7 @@ def test_rr1_verdicts_name_their_causes():
     v = _verdicts(scorelab.load("rr1"))
     assert v["GDPR-9"]["verdict"] == "fail"
     assert "public_criticism" in v["GDPR-9"]["cause"] and "traffic_violation" in v["GDPR-9"]["cause"]
-    assert v["GDPR-22"]["verdict"] == "fail" and "human_review = false" in v["GDPR-22"]["cause"]
+    assert v["GDPR-22"]["verdict"] == "fail" and "reviews no decision" in v["GDPR-22"]["cause"]
     assert v["AIA-5-1-c-i"]["verdict"] == "fail" and "travel_ban" in v["AIA-5-1-c-i"]["cause"]
     assert v["AIA-5-1-c-ii"]["verdict"] == "fail" and "political expression" in v["AIA-5-1-c-ii"]["cause"]
     assert v["UN-4"]["verdict"] == "fail" and "retention_days" in v["UN-4"]["cause"]
@@ -77,8 +77,9 @@ def test_untagged_speech_rule_still_fails_art9():
     assert v["GDPR-9"]["verdict"] == "fail" and "speech = true" in v["GDPR-9"]["cause"]
 
 
-def test_declarations_turn_failures_into_passes():
+def test_safeguards_the_simulation_runs_and_declares_turn_failures_into_passes():
     data = rr1_dict(1000, 10)
+    data["policy"]["due_process"] = {"review": 0.9, "appeal": 0.7, "expiry_days": 800}  # what the system does
     gov = data["policy"]["governance"]
     gov.update(human_review=True, appeal=True, notice=True, access=True, published_rules=True, retention_days=800,
                controller="office", impact_assessment=True, audit_log=True,
@@ -141,3 +142,30 @@ def test_cli_compliance(tmp_path):
 def test_governance_typos_are_config_errors():
     with pytest.raises(Exception, match="recipients\\[0\\].fields"):
         Policy.model_validate({"governance": {"recipients": [{"name": "x", "fields": ["passport"]}]}})
+
+
+def _fails(sc):
+    from scorelab.audit.compliance import Context, evaluate
+
+    df = evaluate(Context(sc.policy, sc))
+    return df.set_index("id")
+
+
+def test_verdicts_follow_the_simulated_due_process_not_the_declarations():
+    fb = scorelab.load("fair-baseline")
+    a, b = _fails(fb), _fails(fb.with_changes({"policy.due_process": None}))
+    assert (a.verdict == "fail").sum() == 0 and (b.verdict == "fail").sum() >= 3
+    assert b.loc["GDPR-22", "verdict"] == "fail" and "contradicted" in b.loc["GDPR-22", "cause"]
+    # declaring safeguards the simulation does not run changes nothing but adds contradictions
+    rc = scorelab.load("rongcheng")
+    decl = rc.with_changes({"policy.governance.human_review": True, "policy.governance.appeal": True,
+                            "policy.governance.verification": True, "policy.governance.retention_days": 730})
+    assert (_fails(decl).verdict == "fail").sum() >= (_fails(rc).verdict == "fail").sum()
+    assert "contradicted" in _fails(decl).loc["GDPR-22", "cause"]
+
+
+def test_peer_scores_that_gate_restrictions_count_as_social_scoring():
+    v = _fails(scorelab.load("nosedive"))
+    ai = v[v.index.str.startswith("AIA-5-1-c")]
+    assert (ai.verdict == "fail").all(), ai[["verdict", "cause"]]
+    assert "peer ratings" in " ".join(ai.cause)

@@ -106,6 +106,29 @@ def _declared(ctx: Context, name: str, findings: list[Finding], what: str, bad: 
     return v
 
 
+@dataclass
+class Simulated:
+    """What the simulated policy really does about due process (policy.due_process), whatever it declares."""
+
+    review: float = 0.0
+    appeal: float = 0.0
+    expiry_days: int = 0
+    notice_days: int = 0
+
+
+def _simulated(ctx: Context) -> Simulated:
+    dp = ctx.policy.due_process
+    if dp is None or not dp.active:
+        return Simulated()
+    return Simulated(dp.review, dp.appeal, dp.expiry_days or 0, dp.notice_days)
+
+
+def _contradiction(name: str, declared: str, simulated: str) -> Finding:
+    """A declaration the simulation contradicts is itself a finding."""
+    return Finding("fail", f"policy.governance.{name} declares {declared}, but the simulated policy {simulated}: the "
+                           "declaration is contradicted by what the system does")
+
+
 def _speech_rules(ctx: Context) -> list[str]:
     """Rules scoring a behaviour the scenario marks as speech, or tagged political_opinion."""
     out = [r.behaviour for r in ctx.policy.rules if any(s.value == "political_opinion" for s in r.sensitive) and r.points != 0]
@@ -208,8 +231,19 @@ def retention(ctx: Context):
     f: list[Finding] = []
     days = ctx.gov.retention_days
     need = max([bl.duration_days for bl in ctx.policy.blacklists], default=0)
-    if days is None:
-        f.append(Finding("fail", "policy.governance.retention_days is not declared: records are kept without limit"))
+    sim = _simulated(ctx)
+    penalised = any(r.points < 0 for r in ctx.policy.rules)
+    if days is not None and penalised and not sim.expiry_days:
+        f.append(_contradiction("retention_days", f"{days} days", "never expires a negative record "
+                                "(policy.due_process.expiry_days is not set), so penalties count for ever"))
+    elif days is None and sim.expiry_days:
+        f.append(Finding("warn", f"negative records expire after {sim.expiry_days} days in the simulation "
+                                 "(policy.due_process.expiry_days), but no retention period is declared for the records themselves"))
+    elif days is None:
+        f.append(Finding("fail", "policy.governance.retention_days is not declared and no record expires: records are kept "
+                                 "without limit"))
+    elif sim.expiry_days and days < sim.expiry_days:
+        f.append(_contradiction("retention_days", f"{days} days", f"keeps negative records for {sim.expiry_days} days"))
     elif need and days > 2 * need:
         f.append(Finding("warn", f"policy.governance.retention_days = {days}: more than twice the longest listing "
                                  f"({need} days) that any rule needs"))
@@ -229,11 +263,18 @@ def accuracy(ctx: Context):
             if s.false_attribution is not None:
                 rates = ctx.scenario.per_group(s.false_attribution.rate)
                 if max(rates) > 0:
-                    verdict = "warn" if ctx.gov.verification and ctx.gov.appeal else "fail"
+                    sim = _simulated(ctx)
+                    verdict = "warn" if sim.review > 0 and sim.appeal > 0 else "fail"
                     f.append(Finding(verdict, f"sensor {s.name!r} attributes {s.false_attribution.behaviour!r} to the wrong "
                                               f"person (daily rate up to {max(rates):g})" +
-                                     ("" if ctx.gov.verification else "; matches are scored without verification") +
-                                     ("" if ctx.gov.appeal else "; no appeal corrects them")))
+                                     (f"; human review catches {sim.review:.0%} before they score" if sim.review
+                                      else "; matches are scored without review (policy.due_process.review = 0)") +
+                                     (f"; {sim.appeal:.0%} of those that score are reversed on appeal" if sim.appeal
+                                      else "; no appeal corrects them (policy.due_process.appeal = 0)")))
+        sim = _simulated(ctx)
+        if ctx.gov.verification is True and not sim.review and any(
+                x.false_attribution is not None for x in ctx.scenario.sensors):
+            f.append(_contradiction("verification", "true", "scores automated matches with no review (policy.due_process.review = 0)"))
             cov = ctx.scenario.per_group(s.coverage)
             if max(cov) > 0 and min(cov) < max(cov) and any(r.sensor == s.name for r in ctx.policy.rules):
                 f.append(Finding("warn", f"sensor {s.name!r} observes groups unequally (coverage {min(cov):g} to {max(cov):g}): "
@@ -369,13 +410,21 @@ def automated_decisions(ctx: Context):
         return f, ""
     names = ", ".join(r.name for r in ctx.policy.restrictions)
     hr, ap = ctx.gov.human_review, ctx.gov.appeal
-    if hr is not True:
-        f.append(Finding("fail", f"restrictions ({names}) follow automatically from grades or lists; "
-                                 + ("policy.governance.human_review = false" if hr is False else
-                                    "no human review is declared (policy.governance.human_review)")))
-    if ap is not True:
-        f.append(Finding("fail" if ap is False else "warn", "citizens cannot contest the decision (policy.governance.appeal "
-                         + ("= false)" if ap is False else "not declared)")))
+    sim = _simulated(ctx)  # read from what the simulation does (policy.due_process), not from the declaration
+    if not sim.review:
+        f.append(Finding("fail", f"restrictions ({names}) follow automatically from grades or lists: the simulated "
+                                 "policy reviews no decision (policy.due_process.review = 0)"))
+        if hr is True:
+            f.append(_contradiction("human_review", "true", "reviews no decision"))
+    elif hr is False:
+        f.append(_contradiction("human_review", "false", f"reviews automated evidence ({sim.review:.0%} of false matches caught)"))
+    if not sim.appeal:
+        f.append(Finding("fail", "citizens cannot contest the decision: the simulated policy reverses nothing on appeal "
+                                 "(policy.due_process.appeal = 0)"))
+        if ap is True:
+            f.append(_contradiction("appeal", "true", "reverses nothing on appeal"))
+    elif ap is False:
+        f.append(_contradiction("appeal", "false", f"reverses {sim.appeal:.0%} of contested false records on appeal"))
     if ctx.tables is not None:
         s = ctx.row("sanctions")
         for x in f:
@@ -400,6 +449,10 @@ def _unrelated(ctx: Context) -> dict[str, set[str]]:
         sources = set()
         if res.grades:
             sources |= {ctx.ctx_of(r.behaviour) for r in scored}
+            if ctx.scenario is not None and ctx.scenario.peer is not None:
+                sources.add(ctx.ctx_of("peer_rating"))  # the score is everyone's ratings of everyday encounters
+            if ctx.policy.composite is not None:
+                sources |= {ctx.ctx_of(sub.name) for sub in ctx.policy.composite.subscores}
         for bl in ctx.policy.blacklists:
             if bl.name in res.blacklists:
                 sources.add(ctx.ctx_of(bl.trigger))
@@ -417,7 +470,9 @@ def unrelated_contexts(ctx: Context):
         res = next(r for r in ctx.policy.restrictions if r.name == name)
         how = []
         if res.grades:
-            how.append(f"grades {', '.join(res.grades)} (reached through points of every scored rule)")
+            via = "peer ratings of everyday encounters" if ctx.scenario is not None and ctx.scenario.peer is not None \
+                else "the composite's sub-scores" if ctx.policy.composite is not None else "points of every scored rule"
+            how.append(f"grades {', '.join(res.grades)} (reached through {via})")
         if res.blacklists:
             how.append(f"blacklists {', '.join(res.blacklists)}")
         f.append(Finding("fail", f"restriction {name!r} (context {ctx.ctx_of(name)!r}) is triggered by "
@@ -438,6 +493,15 @@ def disproportionate(ctx: Context):
         f.append(Finding("fail", f"rule {b!r} penalises political expression ({_rule(ctx, b).points} points), "
                                  "behaviour that justifies no detriment"))
     f += _single_event_sanctions(ctx)
+    # a score-gated restriction is scoring, whatever feeds the score: peer ratings and composite scores included
+    source = ("peer ratings of everyday encounters" if ctx.scenario is not None and ctx.scenario.peer is not None
+              else "a composite of sub-scores" if ctx.policy.composite is not None else None)
+    if source:
+        for res in ctx.policy.restrictions:
+            if res.grades:
+                f.append(Finding("fail", f"restriction {res.name!r} ({res.description or 'a detriment'}) follows from grades "
+                                         f"{', '.join(res.grades)} of a score built from {source}: a detriment in one "
+                                         "context for behaviour scored in others"))
     for r in ctx.policy.rules:
         if r.points < 0 and ctx.policy.grades:
             bands = sorted(ctx.policy.grades, key=lambda g: (g.min is not None, g.min or 0))
