@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from .strict import StrictModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models import Scenario
@@ -28,8 +29,7 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Z
 Level = Union[float, dict[str, float]]  # a number per group, or one for all groups (not a probability)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel  # config/strict.py: strict types, finite floats, no unknown keys
 
 
 class Privilege(_Strict):

@@ -88,25 +88,104 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _explain(source: str, err: ValidationError, prefix: str = "") -> ConfigError:
+ECHO_LIMIT = 80  # characters of a wrong value quoted back in a message
+
+
+def short(value: Any, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)``, cut to ``limit`` characters (an error never echoes a 34 KB value)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text):,} characters)"
+
+
+def join_field(field: str, head: str) -> str:
+    """``field`` + ``head`` naming each part once: a model's own message may repeat the path to it
+    (``policy.composite`` + ``policy.composite.subscores`` is ``policy.composite.subscores``)."""
+    if not field:
+        return head
+    for k in range(len(field)):
+        tail = field[k:]
+        if (k == 0 or field[k - 1] == ".") and (head == tail or head.startswith(tail + ".")
+                                                 or head.startswith(tail + "[")):
+            return field[:k] + head
+    return f"{field}.{head}"
+
+
+def allowed_keys(model: Any, loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys allowed in the table at ``loc`` (the path of an unknown key, without the key itself)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    def models_in(annotation: Any) -> list[type]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        out: list[type] = []
+        for arg in typing.get_args(annotation):
+            out += models_in(arg)
+        return out
+
+    current = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        nxt: list[type] = []
+        for m in current:
+            f = m.model_fields.get(part)
+            if f is not None:
+                nxt += models_in(f.annotation)
+        if not nxt:
+            return None
+        current = nxt
+    keys: list[str] = []
+    for m in current:
+        keys += [k for k in m.model_fields if k not in keys]
+    return keys
+
+
+def explain(source: str, err: ValidationError, model: Any = None, prefix: str = "") -> ConfigError:
+    """The first problem of a pydantic error as a `ConfigError`: the field's path once, what was wrong,
+    the value (shortened), and for an unknown key the keys allowed there."""
     first = err.errors(include_url=False)[0]
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    # pydantic reports union members as extra path parts ("float", "dict[str,float]"): drop them
-    loc = tuple(p for p in loc if p not in ("float", "dict[str,float]", "Policy", "str"))
+    # pydantic reports union members as extra path parts ("float", "dict[str,float]", a tagged member): drop them
+    loc = tuple(p for p in loc if not (isinstance(p, str) and (p in ("float", "dict[str,float]", "Policy", "str", "int",
+                                                                        "bool", "list[str]", "none")
+                                                                or p.startswith(("tuple[", "list[", "dict[")))))
+    if model is not None and len(loc) >= 2 and first["type"] != "extra_forbidden":
+        loc = _drop_tags(model, loc)
+    elif model is not None and first["type"] == "extra_forbidden":
+        loc = (*_drop_tags(model, loc[:-1]), loc[-1])
     field = prefix + _loc(loc)
     msg = first["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if first["type"] == "extra_forbidden":
-        msg = "unknown key; see the scenario format in docs/format.md"
+        keys = allowed_keys(model, loc[:-1]) if model is not None else None
+        msg = f"unknown key; allowed: {', '.join(keys)}" if keys else "unknown key; see the scenario format in docs/format.md"
     elif "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], dict):
-        msg = f"{msg} (got {first['input']!r})"
+        msg = f"{msg} (got {short(first['input'])})"
     # a model-level error names its field at the start of the message ("grades: bands ... overlap")
     head, _, rest = msg.partition(": ")
     if rest and re.fullmatch(r"[A-Za-z_][\w.\[\]]*", head):
-        field = f"{field}.{head}" if field else head
+        field = join_field(field, head)
         msg = rest
     return ConfigError(source, field or None, msg)
+
+
+def _drop_tags(model: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop the tag pydantic adds inside a discriminated union (``groups[0].start.normal.sd``)."""
+    out: list[Any] = []
+    for part in loc:
+        keys = allowed_keys(model, tuple(out)) if isinstance(part, str) and out else None
+        if keys is not None and part not in keys:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+_explain = explain
 
 
 def _explain_value(source: str, e: ValueError) -> ConfigError:
@@ -120,7 +199,7 @@ def load_policy(path: Path) -> Policy:
     try:
         policy = Policy.model_validate(data)
     except ValidationError as e:
-        raise _explain(str(path), e) from None
+        raise _explain(str(path), e, Policy) from None
     try:
         policy.check_governance()
     except ValueError as e:
@@ -150,7 +229,7 @@ def load_scenario(name_or_path: str | Path, **overrides: Any) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:
-        raise _explain(str(path), e) from None
+        raise _explain(str(path), e, Scenario) from None
 
 
 def _embed_start_csvs(data: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -176,4 +255,4 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:
-        raise _explain(source, e) from None
+        raise _explain(source, e, Scenario) from None

@@ -32,9 +32,10 @@ from typing import Any, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ..config.strict import StrictModel
 
 from .. import __version__
-from ..config.loader import ConfigError, load_scenario, resolve_source, scenario_from_dict
+from ..config.loader import ConfigError, explain, load_scenario, resolve_source, scenario_from_dict
 from . import paths
 from .execute import Listener, Report, RunTask, execute, partition_dir, replicate_seed, write_json
 
@@ -44,8 +45,7 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RESERVED = {"replicate", "day", "group", "citizen", "policy"}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel  # config/strict.py: strict types, finite floats, no unknown keys
 
 
 class Parameter(_Strict):
@@ -139,14 +139,7 @@ def read_spec(path: Path) -> SweepSpec:
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as e:
-        first = e.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            allowed = ", ".join(SweepSpec.model_fields) if len(first["loc"]) == 1 else (
-                ", ".join(Parameter.model_fields) if first["loc"][0] == "parameters" else ", ".join(RandomDraws.model_fields))
-            msg = f"unknown key; allowed: {allowed}"
-        raise ConfigError(str(path), loc or None, msg) from None
+        raise explain(str(path), e, SweepSpec) from None
 
 
 def _base_source(spec: SweepSpec, sweep_file: Path) -> str:
