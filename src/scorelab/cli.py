@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config.loader import ConfigError
+from .config.loader import ConfigError, short
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulate social scoring systems over synthetic societies and measure what they do to people.")
@@ -43,9 +43,9 @@ def _ledger_option(value: str) -> str:
     v = value.strip().lower().replace("_", "").replace(",", "")
     if v in ("auto", "all", "none"):
         return v
-    if v.isdigit() and int(v) > 0:
+    if re.fullmatch(r"[0-9]{1,19}", v) and int(v) > 0:  # ASCII digits only ("²".isdigit() is True)
         return v
-    fail(f"--ledger: {value!r} is not allowed; use all, none, auto, or a number of citizens to sample (e.g. 1000000)")
+    fail(f"--ledger: {short(value)} is not allowed; use all, none, auto, or a number of citizens to sample (e.g. 1000000)")
     return v
 
 
@@ -84,7 +84,7 @@ def print_summary(run) -> None:
             mech.add_row(label, value)
         console.print(mech)
     m = run.manifest
-    console.print(f"{m['population'] * m['days']:,} agent-days in {m['wall_seconds']:.2f} s "
+    console.print(f"{m.get('simulated_agent_days', m['population'] * m['days']):,} agent-days simulated in {m['wall_seconds']:.2f} s "
                   f"({m['agent_days_per_second'] / 1e6:,.1f} million agent-days/s); detail kept for {m['detail']['kept'] or 'no citizens'}")
 
 
@@ -607,11 +607,43 @@ def lab(
 
 
 def main() -> None:
+    """The entry point: whatever goes wrong with a user's input or the machine ends in one line and exit 2."""
+    from .atomic import describe_os_error
+
     try:
         app()
     except KeyboardInterrupt:
         err.print("interrupted; nothing was written to the run directory")
         sys.exit(130)
+    except ConfigError as e:
+        _last_words(str(e))
+    except OSError as e:  # a full disk, a read-only or vanished folder, a link loop: the file and the cause
+        _last_words(describe_os_error(e))
+    except RecursionError:
+        _last_words("the input is nested too deeply to read (a table or list inside itself hundreds of times)")
+    except MemoryError:
+        _last_words("out of memory; simulate fewer citizens or keep less detail (--ledger none)")
+
+
+def _last_words(message: str) -> None:
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+    sys.exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        console.print(f"scorelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Simulate social scoring systems over synthetic societies and measure what they do to people."""
 
 
 if __name__ == "__main__":  # pragma: no cover

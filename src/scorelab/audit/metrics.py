@@ -958,6 +958,6 @@ def _clean(v: Any) -> Any:
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
+    from ..atomic import write_atomic
+
+    write_atomic(path, write)

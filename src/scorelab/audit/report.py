@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..atomic import write_atomic, write_text_atomic
 from .compliance import Context, evaluate
 from .metrics import RunData, open_run, write_audit
 
@@ -301,7 +302,7 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
     res = write_audit(run, **audit_options)
     t, notes, summ = res["tables"], res["notes"], res["summary"]
     comp = evaluate(Context(run.scenario.policy, run.scenario, t, str(run.path)))
-    comp.to_json(run.path / "compliance.json", orient="records", indent=1)
+    write_atomic(run.path / "compliance.json", lambda p: comp.to_json(p, orient="records", indent=1))
 
     p = Page()
     name = run.scenario.scenario.name
@@ -427,7 +428,5 @@ def _write_page(p: Page, run: RunData, out: Path | None) -> Path:
             f"<style>{CSS}</style><script>{plotly_js}</script></head><body>{''.join(p.parts)}"
             f"<script>{data}\n{calls}</script></body></html>")
     target = Path(out) if out else run.path / "report.html"
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(target)
+    write_text_atomic(target, page)
     return target

@@ -52,6 +52,8 @@ def list_presets() -> list[Preset]:
 def resolve_source(name_or_path: str) -> Path:
     """A preset name (``rr1``) or a path to a scenario file."""
     path = Path(name_or_path)
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(name_or_path, None, "a broken symbolic link or a link loop; point it at a scenario file")
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise ConfigError(name_or_path, None, "no such scenario file")
@@ -70,10 +72,39 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), None, f"cannot read: {e.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), None, "not UTF-8 text") from None
+    return parse_toml(text, str(path))
+
+
+MAX_DEPTH = 32  # tables and lists inside each other: no scenario needs more than 6
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML text as a dict; ConfigError (never a traceback) for malformed or absurdly nested input."""
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(str(path), None, f"malformed TOML: {e}") from None
+        raise ConfigError(source, None, f"malformed TOML: {e}") from None
+    except RecursionError:
+        data = None
+    if data is None or _depth(data) > MAX_DEPTH:
+        raise ConfigError(source, None, f"tables or lists are nested more than {MAX_DEPTH} deep; "
+                                        "a scenario nests at most a few levels")
+    return data
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:
+    """Nesting depth of ``value``, counted iteratively (stops at ``limit``)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if d >= limit:
+            return d
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return deepest
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -229,6 +260,11 @@ def load_scenario(name_or_path: str | Path, **overrides: Any) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:
+        loc = e.errors(include_url=False)[0]["loc"]
+        given = {k for k, v in overrides.items() if v is not None}
+        if len(loc) == 2 and loc[0] == "scenario" and loc[1] in given:  # blame the option, not the preset file
+            option = {"population": "--population", "days": "--days", "seed": "--seed"}.get(str(loc[1]), str(loc[1]))
+            raise ConfigError(option, None, _explain(option, e, Scenario).message) from None
         raise _explain(str(path), e, Scenario) from None
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..config.loader import ConfigError, load_policy, load_scenario, resolve_source, scenario_from_dict
+from ..config.loader import ConfigError, load_policy, load_scenario, resolve_source, scenario_from_dict, parse_toml
 from .execute import Listener, Report, RunTask, execute, is_done, partition_dir, replicate_seed, write_json
 from .stats import Paired, paired
 from .summary import summaries_frame, summarise
@@ -53,11 +53,10 @@ def resolve_arm(spec: str, base: str, population: int | None, days: int | None) 
         if not path.is_file():
             raise ConfigError(spec, None, "no such file")
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(spec, None, f"malformed TOML: {e}") from None
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(spec, None, f"cannot read: {e}") from None
+        data = parse_toml(text, spec)
         label = path.stem
         if _is_scenario_file(data):
             sc = load_scenario(path, population=population, days=days)
@@ -181,7 +180,9 @@ def analyse(out: Path, p: dict[str, Any], rep: Report, confidence: float = 0.95)
             rows.append(({"policy": t.keys["policy"], "replicate": t.keys["replicate"], "seed": t.seed}, s))
     frame = summaries_frame(rows)
     if not frame.empty:
-        frame.to_parquet(out / "summaries.parquet", index=False)
+        from ..atomic import write_atomic
+
+        write_atomic(out / "summaries.parquet", lambda p: frame.to_parquet(p, index=False))
     labels = [a["label"] for a in p["arms"]]
     base = labels[0]
     R = p["replicates"]

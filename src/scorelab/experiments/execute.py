@@ -115,9 +115,9 @@ def clean_partials(root: Path) -> int:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    from ..atomic import write_json_atomic
+
+    write_json_atomic(path, data, indent=2)
 
 
 def _watch_parent(ppid: int) -> None:

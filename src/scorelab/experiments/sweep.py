@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..config.strict import StrictModel
 
 from .. import __version__
-from ..config.loader import ConfigError, explain, load_scenario, resolve_source, scenario_from_dict
+from ..config.loader import ConfigError, explain, load_scenario, parse_toml, resolve_source, scenario_from_dict
 from . import paths
 from .execute import Listener, Report, RunTask, execute, partition_dir, replicate_seed, write_json
 
@@ -129,13 +129,12 @@ def column_name(path: str, p: Parameter) -> str:
 
 def read_spec(path: Path) -> SweepSpec:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(str(path), None, f"cannot read: {e.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), None, "not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(str(path), None, f"malformed TOML: {e}") from None
+    data = parse_toml(text, str(path))
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as e:
@@ -320,6 +319,7 @@ def write_summaries(out: Path, tasks: list[RunTask]) -> None:
     rows = [({**t.keys, "seed": t.seed}, summarise(out / t.rel)) for t in tasks if is_done(out, t.rel)]
     if not rows:
         return
-    tmp = out / ".summaries.parquet.tmp"
-    summaries_frame(rows).to_parquet(tmp, index=False)
-    tmp.replace(out / "summaries.parquet")
+    from ..atomic import write_atomic
+
+    frame = summaries_frame(rows)
+    write_atomic(out / "summaries.parquet", lambda p: frame.to_parquet(p, index=False))
