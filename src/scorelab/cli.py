@@ -34,6 +34,20 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _output_file(option: str, path: Path) -> None:
+    """An output file's folder must exist and be writable, and the path must not be a folder: checked first."""
+    from .store import check_writable
+
+    if path.is_dir():
+        fail(f"{option}: {path} is a folder; name a file")
+    if not path.parent.is_dir():
+        fail(f"{option}: the folder {path.parent} does not exist; create it or name a file in an existing folder")
+    try:
+        check_writable(path, option)
+    except ConfigError as e:
+        fail(str(e))
+
+
 def _positive(name: str, value: Optional[int]) -> None:
     if value is not None and value <= 0:
         fail(f"{name}: {value} is not allowed; give a whole number of at least 1")
@@ -331,6 +345,8 @@ def compliance(
 
     from .audit.compliance import compliance as check
 
+    if json_out is not None:
+        _output_file("--json", json_out)
     try:
         df = check(target)
     except ConfigError as e:
@@ -349,8 +365,12 @@ def compliance(
     counts = df["verdict"].value_counts()
     console.print(f"{counts.get('fail', 0)} fail, {counts.get('warn', 0)} warn, {counts.get('pass', 0)} pass")
     if json_out is not None:
-        df.to_json(json_out, orient="records", indent=1)
+        from .atomic import write_atomic
+
+        write_atomic(json_out, lambda p: df.to_json(p, orient="records", indent=1))
         console.print(f"written: {json_out}")
+    if counts.get("fail", 0):  # a status a CI can use: 1 when any check fails (0 with warnings alone)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -555,6 +575,8 @@ def query(
     _positive("--max-rows", max_rows)
     if out is not None and out.suffix not in (".csv", ".parquet"):
         fail(f"--out: {out} is not allowed; name a .csv or .parquet file")
+    if out is not None:
+        _output_file("--out", out)
     try:
         df = run_query(directory, sql)
     except ConfigError as e:
@@ -562,10 +584,12 @@ def query(
         return
     console.print(render(df, max_rows))
     if out is not None:
+        from .atomic import write_atomic
+
         if out.suffix == ".csv":
-            df.to_csv(out, index=False)
+            write_atomic(out, lambda p: df.to_csv(p, index=False))
         else:
-            df.to_parquet(out, index=False)
+            write_atomic(out, lambda p: df.to_parquet(p, index=False))
         console.print(f"{len(df):,} rows written to {out}")
 
 

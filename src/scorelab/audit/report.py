@@ -298,6 +298,10 @@ blockquote{margin:.3em 0;font-style:italic;color:#333} .kpi{display:inline-block
 
 def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit_options: Any) -> Path:
     """Audit the run, check compliance, and write RUN/report.html (or ``out``); returns its path."""
+    if not isinstance(run_dir, RunData):
+        from ..rundir import check_run
+
+        check_run(run_dir)  # the report also reads distribution.parquet
     run = run_dir if isinstance(run_dir, RunData) else open_run(run_dir)
     res = write_audit(run, **audit_options)
     t, notes, summ = res["tables"], res["notes"], res["summary"]
