@@ -633,7 +633,9 @@ def lab(
 def main() -> None:
     """The entry point: whatever goes wrong with a user's input or the machine ends in one line and exit 2."""
     from .atomic import describe_os_error
+    from .engine.workers import terminate_as_interrupt
 
+    terminate_as_interrupt()
     try:
         app()
     except KeyboardInterrupt:

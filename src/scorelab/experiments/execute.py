@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from urllib.parse import quote
 import numpy as np
 
 from ..config.loader import ConfigError
+from ..engine.workers import die_with_parent, stop_pool
 
 FAILURES = "failures.json"
 CONNECT_TIMEOUT = "15s"  # how long to try reaching a Dask scheduler
@@ -120,18 +120,6 @@ def write_json(path: Path, data: Any) -> None:
     write_json_atomic(path, data, indent=2)
 
 
-def _watch_parent(ppid: int) -> None:
-    """In a local worker: exit when the process that started the pool dies (e.g. killed with SIGKILL)."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != ppid:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 @dataclass
 class Report:
     total: int  # tasks in the plan
@@ -193,7 +181,7 @@ def _run_local(root: str, todo: list[RunTask], workers: int, finished: Callable[
     n = max(1, min(workers, len(todo)))
     emit("start", {"total": report.total, "skipped": report.skipped, "workers": n})
     ctx = mp.get_context("spawn")  # no inherited threads or locks from the parent (progress bars, pools)
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
     try:
         futures = {pool.submit(run_task, root, t): t for t in todo}
         pending = set(futures)
@@ -208,8 +196,8 @@ def _run_local(root: str, todo: list[RunTask], workers: int, finished: Callable[
                     finished(Outcome(task.rel, "failed", task.keys, task.seed, 0.0,
                                      f"worker process died: {e}", ""))
     except BaseException:
-        # interrupted: start nothing new; runs in flight either finish whole or leave only a staging dir
-        pool.shutdown(wait=False, cancel_futures=True)
+        # interrupted: start nothing new; runs in flight leave only a staging dir (cleaned on resume)
+        stop_pool(pool)
         raise
     pool.shutdown(wait=True)
     return n
