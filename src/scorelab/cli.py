@@ -528,6 +528,7 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="local worker processes (default: all cores)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    yes: bool = typer.Option(False, "--yes", help="run a sweep of more than 10,000 runs"),
 ) -> None:
     """Run a parameter sweep (grid or random draws, replicates); resumable after any kill."""
     from .engine.runner import default_workers
@@ -545,7 +546,8 @@ def sweep(
             if resume is not None:
                 plan, report = sweep_mod.resume(resume, **kw)
             else:
-                plan, report = sweep_mod.start(sweep_file, target, **kw)  # type: ignore[arg-type]
+                plan, report = sweep_mod.start(sweep_file, target, max_runs=None if yes else sweep_mod.MAX_RUNS,
+                                               **kw)  # type: ignore[arg-type]
     except ConfigError as e:
         fail(str(e))
         return

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import re
 import time
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ import pandas as pd
 
 from .. import __version__
 from ..config.loader import ConfigError, load_policy, load_scenario, resolve_source, scenario_from_dict, parse_toml
-from .execute import Listener, Report, RunTask, execute, is_done, partition_dir, replicate_seed, write_json
+from ..store import check_writable
+from .execute import Listener, Report, RunTask, check_scheduler, execute, is_done, partition_dir, replicate_seed, write_json
 from .stats import Paired, paired
 from .summary import summaries_frame, summarise
 
@@ -162,6 +162,8 @@ def run(specs: list[str], out: Path, *, workers: int = 1, scheduler: str | None 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(str(out), None, "directory exists and is not empty; choose another --out")
+    check_writable(out)
+    check_scheduler(scheduler)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     p["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_json(out / MANIFEST, p)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import re
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Union
 
@@ -37,9 +36,11 @@ from ..config.strict import StrictModel
 from .. import __version__
 from ..config.loader import ConfigError, explain, load_scenario, parse_toml, resolve_source, scenario_from_dict
 from . import paths
-from .execute import Listener, Report, RunTask, execute, partition_dir, replicate_seed, write_json
+from ..store import check_writable
+from .execute import Listener, check_scheduler, Report, RunTask, execute, partition_dir, replicate_seed, write_json
 
 MANIFEST = "sweep.json"
+MAX_RUNS = 10_000  # a sweep of more runs needs --yes (`start(..., max_runs=None)`)
 Scalar = Union[bool, int, float, str]
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RESERVED = {"replicate", "day", "group", "citizen", "policy"}
@@ -209,10 +210,26 @@ def _product(lists: list[list[Any]]) -> list[tuple[Any, ...]]:
     return out
 
 
-def build_plan(sweep_file: Path) -> dict[str, Any]:
-    """Read and check a sweep file: every path, every point. Returns the plan (what sweep.json records)."""
+def count_runs(spec: SweepSpec) -> int:
+    """How many runs a sweep file asks for (points x replicates), before any point is built."""
+    if spec.random is not None:
+        points = spec.random.n
+    else:
+        points = math.prod(len(p.values or [None]) for p in spec.parameters.values())
+    return points * spec.replicates
+
+
+def build_plan(sweep_file: Path, max_runs: int | None = MAX_RUNS) -> dict[str, Any]:
+    """Read and check a sweep file: every path, every point. Returns the plan (what sweep.json records).
+
+    The number of runs is counted first: past ``max_runs`` the sweep is refused before any work."""
     sweep_file = Path(sweep_file)
     spec = read_spec(sweep_file)
+    n = count_runs(spec)
+    if max_runs is not None and n > max_runs:
+        raise ConfigError(str(sweep_file), "parameters",
+                          f"this sweep is {n:,} runs (points x replicates), more than the {max_runs:,} allowed "
+                          "without confirmation; shrink the grid, use [random] draws, or pass --yes to run it")
     src = _base_source(spec, sweep_file)
     try:
         resolve_source(src)
@@ -268,14 +285,16 @@ def tasks_of(plan: dict[str, Any]) -> list[RunTask]:
     return out
 
 
-def start(sweep_file: Path, out: Path, **kw: Any) -> tuple[dict[str, Any], Report]:
-    """Plan a sweep into a new directory ``out`` and run it."""
-    plan = build_plan(sweep_file)
+def start(sweep_file: Path, out: Path, *, max_runs: int | None = MAX_RUNS, **kw: Any) -> tuple[dict[str, Any], Report]:
+    """Plan a sweep into a new directory ``out`` and run it (refused past ``max_runs`` runs; None: no limit)."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if (out / MANIFEST).is_file():
             raise ConfigError(str(out), None, f"a sweep already lives here; continue it with `scorelab sweep --resume {out}`")
         raise ConfigError(str(out), None, "directory exists and is not empty; choose another --out")
+    plan = build_plan(sweep_file, max_runs=max_runs)
+    check_writable(out)
+    check_scheduler(kw.get("scheduler"))  # before anything is written: a bad address leaves nothing behind
     out.mkdir(parents=True, exist_ok=True)
     plan["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_json(out / MANIFEST, plan)
