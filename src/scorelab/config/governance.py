@@ -59,7 +59,7 @@ class Governance(_Strict):
         default_factory=dict,
         description="social context of each behaviour and restriction (e.g. traffic_violation = 'road', "
                     "travel_ban = 'transport'); default: its own name")
-    prices: dict[Name, Annotated[float, Field(ge=0)]] = Field(
+    prices: dict[Name, Annotated[float, Field(ge=0, le=1e12)]] = Field(
         default_factory=dict, description="money a citizen pays for one event of a behaviour (a donation): bought points")
 
     def check_names(self, behaviours: set[str] | None, restrictions: set[str] | None = None) -> None:

@@ -178,12 +178,13 @@ def allowed_keys(model: Any, loc: tuple[Any, ...]) -> list[str] | None:
 def explain(source: str, err: ValidationError, model: Any = None, prefix: str = "") -> ConfigError:
     """The first problem of a pydantic error as a `ConfigError`: the field's path once, what was wrong,
     the value (shortened), and for an unknown key the keys allowed there."""
-    first = err.errors(include_url=False)[0]
-    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    # pydantic reports union members as extra path parts ("float", "dict[str,float]", a tagged member): drop them
-    loc = tuple(p for p in loc if not (isinstance(p, str) and (p in ("float", "dict[str,float]", "Policy", "str", "int",
-                                                                        "bool", "list[str]", "none")
-                                                                or p.startswith(("tuple[", "list[", "dict[")))))
+    errors = err.errors(include_url=False)
+    stripped = [_strip(e["loc"]) for e in errors]
+    # a value of a union (a number or a {group: number} table) fails once per member: report the member
+    # that went deepest into the value, which is the one the user meant
+    same = [i for i, loc in enumerate(stripped) if loc[: len(stripped[0])] == stripped[0]]
+    pick = max(same, key=lambda i: len(stripped[i]))
+    first, loc = errors[pick], stripped[pick]
     if model is not None and len(loc) >= 2 and first["type"] != "extra_forbidden":
         loc = _drop_tags(model, loc)
     elif model is not None and first["type"] == "extra_forbidden":
@@ -203,6 +204,14 @@ def explain(source: str, err: ValidationError, model: Any = None, prefix: str = 
         field = join_field(field, head)
         msg = rest
     return ConfigError(source, field or None, msg)
+
+
+def _strip(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A pydantic error location without validator names and union members ("float", "dict[str,float]")."""
+    loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    return tuple(p for p in loc if not (isinstance(p, str) and (p in ("float", "dict[str,float]", "Policy", "str", "int",
+                                                                      "bool", "list[str]", "none")
+                                                                 or p.startswith(("tuple[", "list[", "dict[")))))
 
 
 def _drop_tags(model: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -382,9 +382,9 @@ def _per_group(field: str, value: PerGroup, groups: list[str]) -> None:
             raise ValueError(f"{field}: unknown group {extra[0]!r}; groups are {', '.join(groups)}")
         if missing:
             raise ValueError(f"{field}: no value for group {missing[0]!r}; give one per group ({', '.join(groups)})")
-        items = value.values()
+        items = [(f"{field}.{k}", v) for k, v in value.items()]
     else:
-        items = [value]
-    for v in items:
+        items = [(field, value)]
+    for where, v in items:
         if not (0.0 <= float(v) <= 1.0) or math.isnan(float(v)):
-            raise ValueError(f"{field}: {v} is not a probability; allowed: a number from 0 to 1")
+            raise ValueError(f"{where}: {v:g} is not a probability; allowed: a number from 0 to 1")

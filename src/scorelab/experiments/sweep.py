@@ -82,15 +82,15 @@ class Parameter(_Strict):
 
 class RandomDraws(_Strict):
     n: int = Field(gt=0, le=100_000, description="points to draw")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
 
 
 class SweepSpec(_Strict):
     base: str = Field("rr1", description="preset name or scenario file, relative to the sweep file")
-    population: int | None = Field(None, gt=0)
-    days: int | None = Field(None, gt=0)
+    population: int | None = Field(None, gt=0, le=10_000_000_000)
+    days: int | None = Field(None, gt=0, le=20_000)
     replicates: int = Field(1, gt=0, le=10_000)
-    seed: int = Field(0, ge=0, description="root seed; replicate r uses a SeedSequence child of it")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="root seed; replicate r uses a SeedSequence child of it")
     ledger: str = Field("auto", description="per-citizen detail of each run: auto, all, none, or a sample size")
     random: RandomDraws | None = None
     parameters: dict[str, Parameter] = Field(default_factory=dict)
