@@ -253,7 +253,18 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
             shutil.rmtree(stage)
         plan = {"scenario": sc.model_dump(mode="json"), "seed": seed, "ledger": ledger, "backend": backend,
                 "shard_size": runner.shard_size_for(sc.scenario.population), "scorelab": __version__}
-        return _execute(sc, seed, out, stage, plan, ledger, workers, force, progress, resumed=False, backend=backend)
+        try:
+            return _execute(sc, seed, out, stage, plan, ledger, workers, force, progress, resumed=False,
+                            backend=backend)
+        except OSError as e:  # a full disk, a folder removed under us: keep only what can be resumed
+            from .atomic import describe_os_error
+
+            kept = len(finished_shards(stage)) if stage.is_dir() else 0
+            if not kept:
+                shutil.rmtree(stage, ignore_errors=True)
+                raise ConfigError(str(out), None, f"{describe_os_error(e)}; nothing was kept") from None
+            raise ConfigError(str(out), None, f"{describe_os_error(e)}; {kept} finished shard(s) are kept: once the "
+                                              f"cause is fixed, finish with `scorelab run --resume {out}`") from None
 
 
 def resume(out: str | Path, workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> Run:

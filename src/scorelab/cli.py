@@ -13,12 +13,32 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 
 from .config.loader import ConfigError, short
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+class _SafeGroup(TyperGroup):
+    """Every command runs inside this: a ConfigError, a failed file operation (full disk, read-only or
+    vanished folder, a link loop), absurd nesting or exhausted memory end in one line and exit 2."""
+
+    def invoke(self, ctx):
+        from .atomic import describe_os_error
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as e:
+            fail(str(e))
+        except OSError as e:
+            fail(describe_os_error(e))
+        except RecursionError:
+            fail("the input is nested too deeply to read (a table or list inside itself hundreds of times)")
+        except MemoryError:
+            fail("out of memory; simulate fewer citizens or keep less detail (--ledger none)")
+
+
+app = typer.Typer(cls=_SafeGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulate social scoring systems over synthetic societies and measure what they do to people.")
 console = Console()
 err = Console(stderr=True)
@@ -633,8 +653,8 @@ def lab(
 
 
 def main() -> None:
-    """The entry point: whatever goes wrong with a user's input or the machine ends in one line and exit 2."""
-    from .atomic import describe_os_error
+    """The entry point: whatever goes wrong with a user's input or the machine ends in one line and exit 2
+    (see `_SafeGroup`); Ctrl-C and SIGTERM end with 130."""
     from .engine.workers import terminate_as_interrupt
 
     terminate_as_interrupt()
@@ -643,21 +663,6 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted; nothing was written to the run directory")
         sys.exit(130)
-    except ConfigError as e:
-        _last_words(str(e))
-    except OSError as e:  # a full disk, a read-only or vanished folder, a link loop: the file and the cause
-        _last_words(describe_os_error(e))
-    except RecursionError:
-        _last_words("the input is nested too deeply to read (a table or list inside itself hundreds of times)")
-    except MemoryError:
-        _last_words("out of memory; simulate fewer citizens or keep less detail (--ledger none)")
-
-
-def _last_words(message: str) -> None:
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
-    sys.exit(2)
 
 
 def _version(value: bool) -> None:

@@ -20,6 +20,10 @@ PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent(ppid: int) -> None:
+    # the parent decides: Ctrl-C (SIGINT to the whole process group) is its to handle, and SIGTERM from
+    # stop_pool ends a worker quietly instead of raising the parent's KeyboardInterrupt handler here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
