@@ -225,7 +225,15 @@ DAMAGE = {
     "run.json not json": lambda d: (d / "run.json").write_text("{ half"),
     "run.json a list": lambda d: (d / "run.json").write_text("[1, 2]"),
     "events from another run": lambda d: (d / "events.parquet").write_bytes((d / "metrics.parquet").read_bytes()),
+    "citizens page corrupt, footer whole": lambda d: _flip(d / "citizens.parquet", 100, 400),
 }
+
+
+def _flip(path: Path, start: int, stop: int) -> None:
+    b = bytearray(path.read_bytes())
+    for i in range(start, stop):
+        b[i] ^= 0xFF
+    path.write_bytes(bytes(b))
 COMMANDS = {"audit": ["audit"], "report": ["report"], "explain": ["explain", "--citizen", "1"],
             "compliance": ["compliance"]}
 

@@ -34,6 +34,7 @@ from .store import (
     metrics_table,
     read_manifest,
     staging_dir,
+    table_digests,
     write_manifest,
     write_parquet,
 )
@@ -187,7 +188,7 @@ class Run:
             tmp = staging_dir(out)
             for name, t in self._memory.items():
                 pq.write_table(t, tmp / f"{name}.parquet", compression="zstd", write_statistics=True)
-            write_manifest(tmp / "run.json", self._memory_manifest)
+            write_manifest(tmp / "run.json", {**self._memory_manifest, "sha256": table_digests(tmp)})
         commit_dir(tmp, out, force=False)
         return Run(out.resolve())
 
@@ -369,6 +370,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
                          **({"jax": __import__("jax").__version__} if jaxb else {})},
             "tables": ["metrics.parquet", "citizens.parquet", "events.parquet", "distribution.parquet"],
         }
+        manifest["sha256"] = table_digests(tmp)  # check_run verifies them: a damaged page is never read as numbers
         write_manifest(tmp / "run.json", manifest)
         commit_dir(tmp, out, force)
     except BaseException:

@@ -99,8 +99,34 @@ def check_run(run_dir: str | Path, tables: tuple[str, ...] | None = None) -> dic
         if missing and not (name == "citizens" and meta.num_rows == 0):
             raise ConfigError(str(f), missing[0], f"column missing: the table is damaged or not scorelab's; "
                                                   f"{_recover(manifest, path)}")
+        digests = manifest.get("sha256")
+        if isinstance(digests, dict) and isinstance(digests.get(f.name), str):
+            from .store import file_digest
+
+            if file_digest(f) != digests[f.name]:
+                raise ConfigError(str(f), None, "its bytes differ from those run.json recorded when the run was "
+                                                f"written (damaged or replaced); {_recover(manifest, path)}")
         want = rows.get(name)
         if isinstance(want, int) and not isinstance(want, bool) and meta.num_rows != want:
             raise ConfigError(str(f), None, f"holds {meta.num_rows:,} rows, run.json records {want:,}: the table "
                                             f"is damaged or from another run; {_recover(manifest, path)}")
     return manifest
+
+
+def read_table(path: str | Path, **kw: Any):
+    """A run's table as a DataFrame; a table damaged past its footer (a corrupt page) is a ConfigError
+    naming the file, not a pyarrow traceback."""
+    import pandas as pd
+    import pyarrow as pa
+
+    path = Path(path)
+    try:
+        return pd.read_parquet(path, **kw)
+    except (OSError, pa.ArrowException, ValueError) as e:
+        try:
+            manifest = read_manifest_checked(path.parent)
+        except ConfigError:
+            manifest = None
+        why = " ".join(str(e).split())[:120]
+        raise ConfigError(str(path), None, f"the table is damaged and cannot be read ({why}); "
+                                           f"{_recover(manifest, path.parent)}") from None

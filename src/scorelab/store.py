@@ -377,6 +377,22 @@ def commit_dir(tmp: Path, out: Path, force: bool) -> None:
         os.rename(tmp, out)
 
 
+def file_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def table_digests(run_dir: Path) -> dict[str, str]:
+    """sha256 of every table of a run directory (recorded in run.json, verified by rundir.check_run)."""
+    return {p.name: file_digest(p) for p in sorted(Path(run_dir).glob("*.parquet"))
+            if p.stem in ("metrics", "citizens", "events", "distribution")}
+
+
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     from .atomic import write_json_atomic
 

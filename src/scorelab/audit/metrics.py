@@ -34,6 +34,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..config.loader import ConfigError
+from ..rundir import read_table
 from ..config.models import Scenario
 from ..engine.params import Params, compile_params
 from .counterfactual import counterfactual_events
@@ -58,16 +59,16 @@ class RunData:
 
     @cached_property
     def metrics(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "metrics.parquet")
+        return read_table(self.path / "metrics.parquet")
 
     @cached_property
     def citizens(self) -> pd.DataFrame:
-        c = pd.read_parquet(self.path / "citizens.parquet")
+        c = read_table(self.path / "citizens.parquet")
         return c.sort_values("citizen", kind="stable").reset_index(drop=True)
 
     @cached_property
     def events(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "events.parquet")
+        return read_table(self.path / "events.parquet")
 
     @cached_property
     def ledger(self) -> pd.DataFrame:

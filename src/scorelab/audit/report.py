@@ -158,7 +158,9 @@ def fig_distribution(run: RunData):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    dist = pd.read_parquet(run.path / "distribution.parquet")
+    from ..rundir import read_table
+
+    dist = read_table(run.path / "distribution.parquet")
     dist["group"] = dist["group"].astype(str)
     days = sorted(dist["day"].unique())
     pick = sorted({days[int(round(i))] for i in np.linspace(0, len(days) - 1, min(4, len(days)))})
