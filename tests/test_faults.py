@@ -261,6 +261,7 @@ def test_damaged_table_inside_a_sweep_is_named(tmp_path):
     (run / "events.parquet").write_bytes(b"garbage")
     res = cli("query", str(tmp_path / "sw"), "SELECT count(*) FROM metrics")
     refused(res, "events.parquet", "sweep --resume")
+    refused(cli("sweep", "--resume", str(tmp_path / "sw"), "--quiet"), "events.parquet", "delete")
     refused(cli("query", str(tmp_path / "sw"), "   "), "empty")
     refused(cli("query", str(tmp_path / "sw"), "SELECT 1", "--out", str(tmp_path / "no" / "x.csv")), "does not exist")
 

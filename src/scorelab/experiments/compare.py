@@ -28,7 +28,7 @@ from ..config.loader import ConfigError, load_policy, load_scenario, resolve_sou
 from ..store import check_writable
 from .execute import Listener, Report, RunTask, check_scheduler, execute, is_done, partition_dir, replicate_seed, write_json
 from .stats import Paired, paired
-from .summary import summaries_frame, summarise
+from .summary import checked_run, summaries_frame, summarise
 
 MANIFEST = "compare.json"
 
@@ -177,6 +177,7 @@ def analyse(out: Path, p: dict[str, Any], rep: Report, confidence: float = 0.95)
     per: dict[tuple[str, int], dict[str, float]] = {}
     for t in tasks_of(p):
         if is_done(out, t.rel):
+            checked_run(out, out / t.rel)
             s = summarise(out / t.rel)
             per[(t.keys["policy"], t.keys["replicate"])] = s
             rows.append(({"policy": t.keys["policy"], "replicate": t.keys["replicate"], "seed": t.seed}, s))

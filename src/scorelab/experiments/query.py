@@ -57,15 +57,10 @@ def connect(root: str | Path):
     runs = finished_runs(root)
     if not runs:
         raise ConfigError(str(root), None, "no finished runs here (looked for runs/**/run.json)")
-    from ..rundir import check_run
+    from .summary import checked_run
 
     for r in runs:  # a damaged table is named here, not met as a DuckDB error half-way through a query
-        try:
-            check_run(r)
-        except ConfigError as e:
-            how = f"scorelab sweep --resume {root}" if (root / "sweep.json").is_file() else "the comparison again"
-            raise ConfigError(e.source, e.field, f"{e.message.split('; ')[0]}; delete {r} and run {how} to "
-                                                 "simulate that run again") from None
+        checked_run(root, r)
     types = _partition_types(root)
     con = duckdb.connect()
     hive_types = {k: v for k, v in types.items()}

@@ -333,9 +333,12 @@ def run_plan(out: Path, plan: dict[str, Any], *, workers: int = 1, scheduler: st
 def write_summaries(out: Path, tasks: list[RunTask]) -> None:
     """``summaries.parquet``: every summary metric of every finished run, with its parameters (long table)."""
     from .execute import is_done
-    from .summary import summaries_frame, summarise
+    from .summary import checked_run, summaries_frame, summarise
 
-    rows = [({**t.keys, "seed": t.seed}, summarise(out / t.rel)) for t in tasks if is_done(out, t.rel)]
+    done = [t for t in tasks if is_done(out, t.rel)]
+    for t in done:
+        checked_run(out, out / t.rel)
+    rows = [({**t.keys, "seed": t.seed}, summarise(out / t.rel)) for t in done]
     if not rows:
         return
     from ..atomic import write_atomic
