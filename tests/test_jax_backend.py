@@ -226,7 +226,7 @@ def test_cli_backend_option(tmp_path):
     assert r.exit_code == 0, r.output
     assert scorelab.Run(out).manifest["backend"] == "jax"
     r = cli.invoke(app, ["run", "rongcheng", "-n", "2000", "-t", "5", "--backend", "jax", "-o", str(tmp_path / "m"), "-q"])
-    assert r.exit_code == 2 and "mechanisms" in r.output and "--backend numpy" in r.output
+    assert r.exit_code == 2 and "mechanism" in r.output and "caps" in r.output and "--backend numpy" in r.output
     assert not (tmp_path / "m").exists()
 
 

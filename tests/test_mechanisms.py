@@ -9,7 +9,9 @@ from scorelab.engine import runner
 from scorelab.engine.graph import build_households, build_network
 from scorelab.engine.kernel import ShardSpec
 from scorelab.engine.events import EventLog
-from scorelab.engine.mechanisms import ShardMechanisms
+from scorelab.engine.kernel import attach_plugins, new_state
+from scorelab.engine.state import Day
+from scorelab.plugins.blocks import Blocks
 from scorelab.engine.params import compile_params
 
 from scenario_builders import make
@@ -127,36 +129,35 @@ def _household_mech(population=400):
                       "restrictions": [{"name": "private_school_ban", "blacklists": ["court"], "reach": "household",
                                         "blocks": ["private_school_enrolment"]}]})
     P = compile_params(sc)
-    sizes = np.array([population // 2, population - population // 2])
-    starts = np.array([0, population // 2])
-    metrics = {"points_awarded": np.zeros((5, 2), np.int64), "points_deducted": np.zeros((5, 2), np.int64)}
-    mech = ShardMechanisms(P, ShardSpec(0, 0, population, 1, 1), sizes, starts, np.cumsum(sizes), metrics,
-                           EventLog(1, 0, len(P.sensors)), 1)
-    return P, mech
+    S = new_state(P, ShardSpec(0, 0, population, 1, 1))
+    attach_plugins(S)
+    return P, S
+
+
+def _list_change(S, t, who, until):
+    """End day t after setting ``who``'s listing on the only blacklist to end on ``until``."""
+    D = Day(t, touched=np.array([who]))
+    D.old_listed = [S.listed[0][[who]].copy()]
+    S.listed[0][who] = until
+    D.new_listed = [S.listed[0][[who]]]
+    S.plugins["graphs"].end_day(S, D)
 
 
 def test_household_member_of_a_listed_parent_is_blocked_from_private_school_and_a_non_member_is_not():
-    P, mech = _household_mech()
-    hh = mech.households
+    P, S = _household_mech()
+    hh = S.plugins["graphs"].households
     h = int(np.flatnonzero(hh.size >= 3)[0])
     parent, child = int(hh.start[h]), int(hh.start[h] + 1)
     stranger = int(hh.start[h + 1])  # first member of the next household
-    score = np.full(400, 1000, dtype=np.int16)
-    listed = [np.full(400, -1, dtype=np.int16)]
-    old = [listed[0][[parent]].copy()]
-    listed[0][parent] = 730  # listed on day 0
-    mech.end_day(0, np.array([parent]), old, [listed[0][[parent]]], np.zeros((4, 2), np.int64), listed)
+    _list_change(S, 0, parent, 730)  # listed on day 0
     ids = np.array([parent, child, stranger])
-    blocked = mech.restricted_at_start(0, ids, score, listed, 1)
-    assert blocked.tolist() == [True, True, False]
+    assert Blocks.restricted_at_start(S, 0, ids, 1).tolist() == [True, True, False]
     # members reached through the household (not themselves listed): the household's size minus one
-    assert mech.metrics["x:reached_private_school_ban"][0].sum() == hh.size[h] - 1
+    assert S.metrics["reached_private_school_ban"][0].sum() == hh.size[h] - 1
     # the listing ends: the child is free again
-    old = [listed[0][[parent]].copy()]
-    listed[0][parent] = 1
-    mech.end_day(1, np.array([parent]), old, [listed[0][[parent]]], np.zeros((4, 2), np.int64), listed)
-    assert not mech.restricted_at_start(0, np.array([child]), score, listed, 2)[0]
-    assert mech.metrics["x:reached_private_school_ban"][1].sum() == 0
+    _list_change(S, 1, parent, 1)
+    assert not Blocks.restricted_at_start(S, 0, np.array([child]), 2)[0]
+    assert S.metrics["reached_private_school_ban"][1].sum() == 0
 
 
 def test_blocked_attempts_equal_the_households_reached_when_everyone_tries_every_day(tmp_path):
@@ -485,6 +486,21 @@ def test_union_of_friends_and_coworkers_keeps_every_contact():
         assert got == a.indices[a.indptr[i]:a.indptr[i + 1]].tolist() + b.indices[b.indptr[i]:b.indptr[i + 1]].tolist()
 
 
+class _PeerShim:
+    """The peer plugin of a hand-set shard: traits to set, and one day's interactions at given scores."""
+
+    def __init__(self, S):
+        self.S, self.plugin = S, S.plugins["peer"]
+
+    @property
+    def trait(self):
+        return self.plugin.trait
+
+    def _interact(self, t, true_ids, score):
+        self.S.score[:] = score
+        return self.plugin._interact(self.S, t, true_ids)
+
+
 def _peer_mech(**peer):
     """A 4-citizen peer-rating shard whose contacts, traits and scores a test sets by hand (no noise)."""
     from scorelab.engine.graph import Network
@@ -497,15 +513,14 @@ def _peer_mech(**peer):
               policy={"start_score": 400, "score_min": 100, "score_max": 500,
                       "grades": [{"name": "low", "max": 449}, {"name": "prime", "min": 450}]})
     P = compile_params(sc)
-    sizes, starts = np.array([2, 2]), np.array([0, 2])
-    metrics = {"points_awarded": np.zeros((40, 2), np.int64), "points_deducted": np.zeros((40, 2), np.int64)}
-    mech = ShardMechanisms(P, ShardSpec(0, 0, 4, 1, 1), sizes, starts, np.cumsum(sizes), metrics,
-                           {k: [] for k in ("day", "citizen", "behaviour", "points", "sensor", "false")}, 1)
+    S = new_state(P, ShardSpec(0, 0, 4, 1, 1))
+    attach_plugins(S)
+    mech = _PeerShim(S)
 
     def meet(rater: int, ratee: int) -> None:  # today the only interaction: `rater` starts one with `ratee`
         indptr = np.zeros(5, dtype=np.int64)
         indptr[rater + 1:] = 1
-        mech.net = Network(indptr, np.array([ratee], dtype=np.int32))
+        mech.plugin.net = Network(indptr, np.array([ratee], dtype=np.int32))
 
     return mech, meet
 

@@ -99,7 +99,7 @@ def test_bernoulli_positions_rate():
 @given(lo=st.integers(-40000, 40000), a=st.integers(-32000, 32000), b=st.integers(-32000, 32000),
        seed=st.integers(0, 2**32 - 1))
 def test_histogram_matches_direct_binning(lo, a, b, seed):
-    from scorelab.engine.kernel import HIST_BINS, HIST_WIDTH, _histogram
+    from scorelab.engine.stages import HIST_BINS, HIST_WIDTH, histogram as _histogram
 
     lo_, hi_ = min(a, b), max(a, b) + 1
     s = np.random.default_rng(seed).integers(lo_, hi_, 500).astype(np.int16)

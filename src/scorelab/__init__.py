@@ -1,8 +1,7 @@
 """scorelab: simulate social scoring systems as policy-as-code over synthetic societies, and measure
 what they do to people."""
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .api import Run, load, simulate  # noqa: E402
 from .config.loader import ConfigError, list_presets  # noqa: E402
 from . import audit  # noqa: E402  (a package that is also callable: scorelab.audit(run) -> DataFrames)

@@ -16,9 +16,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from pydantic import ValidationError
 
-from . import __version__
+from ._version import __version__
 from .config.loader import ConfigError, load_scenario, short
 from .config.models import Scenario
+from .engine.outputs import declared
 from .engine.params import Params, compile_params
 from .engine import runner
 from .engine.checkpoint import check_shards, finished_shards, load_plan, load_shard, partial_dir, save_plan, save_shard
@@ -65,7 +66,7 @@ def os_total_memory() -> int:  # pragma: no cover - fallback
 def state_bytes_per_citizen(params: Params) -> int:
     """Resident bytes per simulated citizen: score, listings, deterrence counters, misconduct counter."""
     return (params.score_dtype.itemsize + params.day_dtype.itemsize * len(params.bl_names)
-            + params.deter_table.shape[0] + 1 + (params.mech.bytes_per_citizen() if params.mech else 0))
+            + params.deter_table.shape[0] + 1 + int(math.ceil(sum(p.citizen_bytes(c) for p, c in params.plugins))))
 
 
 def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
@@ -76,7 +77,7 @@ def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
     per_shard = shard * (state_bytes_per_citizen(params) + 8) + 1_500_000 * 40 * max(1, params.n_behaviours)
     kept = 0 if detail.mode == "none" else math.ceil(N / detail.stride)
     per_day = params.expected_events_per_citizen_day()
-    rows = kept * params.days * (per_day + (params.mech.extra_rows_per_citizen_day(per_day) if params.mech else 0.0))
+    rows = kept * params.days * (per_day + sum(p.extra_rows(c, per_day) for p, c in params.plugins))
     ledger = rows * 23 * 3  # in-memory arrays, Arrow table, Parquet encoding buffers
     citizens = kept * (48 + 4 * params.n_behaviours) * 3
     return int(in_flight * per_shard + ledger + citizens + 200e6)
@@ -132,6 +133,11 @@ class Run:
         if self._memory_manifest is not None:
             return self._memory_manifest
         return read_manifest(self.path)
+
+    @cached_property
+    def params(self) -> Params:
+        """The run's scenario compiled (names, declared outputs, the active mechanisms' tables)."""
+        return compile_params(Scenario.model_validate(self.manifest["scenario"]))
 
     def table(self, name: str):
         import pandas as pd
@@ -369,6 +375,9 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
                          "pydantic": __import__("pydantic").__version__,
                          **({"jax": __import__("jax").__version__} if jaxb else {})},
             "tables": ["metrics.parquet", "citizens.parquet", "events.parquet", "distribution.parquet"],
+            "mechanisms": params.plugin_names,
+            "outputs": [{"name": m.name, "kind": m.kind, "unit": m.unit, "meaning": m.meaning}
+                        for m in declared(params)],  # every column of metrics.parquet but day, group, population
         }
         manifest["sha256"] = table_digests(tmp)  # check_run verifies them: a damaged page is never read as numbers
         write_manifest(tmp / "run.json", manifest)

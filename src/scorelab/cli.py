@@ -229,11 +229,25 @@ def validate(scenario: str = typer.Argument(..., help="preset name or scenario T
 # ---------------------------------------------------------------- audit, compliance, report, explain
 
 
+def _build_with_status(build, target: Path, **kw):
+    """Run a report builder with a live status line on stderr naming each stage (and the time it took)."""
+    import time
+
+    t0 = time.perf_counter()
+    with err.status("report: starting", spinner="dots") as status:
+        def step(words: str) -> None:
+            status.update(f"report: {words} [dim]({time.perf_counter() - t0:.1f} s)[/]")
+
+        page = build(target, progress=step, **kw)
+    err.print(f"report written in {time.perf_counter() - t0:.1f} s")
+    return page
+
+
 def _write_report(path: Path) -> None:
     from .audit.report import build_report
 
     try:
-        page = build_report(path)
+        page = _build_with_status(build_report, path)
     except ConfigError as e:
         fail(str(e))
         return
@@ -395,16 +409,30 @@ def compliance(
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(..., help="a run directory"),
-    counterfactual: str = typer.Option("fast", "--counterfactual", help="fast or full (see `scorelab audit`)"),
+    directory: Path = typer.Argument(..., help="a run directory, a sweep directory or a comparison directory"),
+    counterfactual: str = typer.Option("fast", "--counterfactual", help="fast or full (see `scorelab audit`; runs only)"),
     counterfactual_population: Optional[int] = typer.Option(None, "--counterfactual-population"),
 ) -> None:
-    """Write RUN/report.html: one self-contained page (no internet needed) with plots, audit and compliance."""
+    """(Re)write DIR/report.html: one self-contained page (no internet needed).
+
+    For a run: the headline harms, a card per group, plots, the audit and compliance. For a sweep
+    (sweep.json): the headline harms against each swept parameter. For a comparison (compare.json): the
+    metrics that moved. Nothing is simulated again."""
     from .audit.report import build_report
 
-    opts = _audit_options(counterfactual, counterfactual_population)
     try:
-        page = build_report(run_dir, **opts)
+        if (directory / "sweep.json").is_file():
+            from .experiments.sweep_report import build_sweep_report
+
+            page = _build_with_status(build_sweep_report, directory)
+        elif (directory / "compare.json").is_file():
+            from .experiments.compare import reanalyse
+
+            with err.status("report: re-reading the comparison's runs", spinner="dots"):
+                page = reanalyse(directory).root / "report.html"
+        else:
+            opts = _audit_options(counterfactual, counterfactual_population)
+            page = _build_with_status(build_report, directory, **opts)
     except ConfigError as e:
         fail(str(e))
         return
@@ -579,6 +607,11 @@ def sweep(
     rate = f", {report.runs_per_minute:,.1f} runs/minute on {report.workers} worker(s)" if report.done else ""
     console.print(f"{finished}/{total} runs finished ({report.done} now, {report.skipped} before){rate}")
     _print_failures(report, target, f"re-run them with `scorelab sweep --resume {target}` once the cause is fixed")
+    if finished:
+        from .experiments.sweep_report import build_sweep_report
+
+        page = _build_with_status(build_sweep_report, target)
+        console.print(f"report: [bold]{page}[/]  (offline; rebuild it with `scorelab report {target}`)")
     console.print(f"sweep directory: [bold]{target}[/]  query it: scorelab query {target} \"SELECT ...\"")
     if report.failed:
         raise typer.Exit(1)

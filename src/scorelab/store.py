@@ -20,6 +20,7 @@ from .engine.kernel import HIST_WIDTH, ShardResult, hist_lo
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from .engine.events import COLUMNS as EVENT_COLUMNS, KIND, KINDS
+from .engine.outputs import declared
 from .engine.params import CLIP_RULE, NO_SENSOR, Params
 
 TABLES = ("metrics", "citizens", "events", "distribution")
@@ -45,26 +46,14 @@ def metrics_table(params: Params, sizes: np.ndarray, m: dict[str, np.ndarray]) -
 
     cols: dict[str, np.ndarray] = {}
     safe = np.where(size > 0, size, 1.0)
-    cols["mean_score"] = with_all(m["score_sum"]) / safe
-    cols["restricted_share"] = with_all(m["restricted"]) / safe
-    for name in ("penalties", "wrongful_penalties", "criticism", "wrongful_rewards", "points_awarded", "points_deducted"):
-        cols[name] = with_all(m[name])
-    for key in m:
-        if key.startswith("restricted_"):
-            cols[key + "_share"] = with_all(m[key]) / safe
-        elif key.startswith(("grade_", "listed_", "true_", "observed_", "false_")):
-            cols[key] = with_all(m[key])
-        elif key.startswith("x:"):  # mechanism counts and sums (engine/mechanisms.py)
-            cols[key[2:]] = with_all(m[key])
-        elif key.startswith("xmean:") and key.endswith(":num"):  # mechanism means: sum / count
-            num, den = with_all(m[key]), with_all(m[key[:-4] + ":den"])
-            cols[key[6:-4]] = np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
-    for decl in params.plugin_metrics:  # declared by the mechanism plugins (plugins/base.py Metric)
+    for decl in declared(params):  # every column is declared (engine/outputs.py, plugins/base.py)
         if decl.kind == "mean":
             num, den = with_all(m[f"{decl.name}.num"]), with_all(m[f"{decl.name}.den"])
             cols[decl.name] = np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
+        elif decl.kind in ("share", "average"):
+            cols[decl.name] = with_all(m[decl.array]) / safe
         else:
-            cols[decl.name] = with_all(m[decl.name])
+            cols[decl.name] = with_all(m[decl.array])
     day = np.repeat(np.arange(T, dtype=np.int32), G + 1)
     group = np.tile(np.arange(G + 1), T)
     arrays = {"day": pa.array(day), "group": _dict_col(group, labels),
@@ -99,19 +88,17 @@ def rule_names(params: Params) -> list[str]:
 
 
 def target_names(params: Params) -> tuple[list[str], dict[str, int]]:
-    """Distinct names of what an event acts on (blacklists, restrictions, privileges), and the offset of each
-    kind's codes in the raw ``target`` column's namespace."""
-    privs = list(params.mech.privilege_names) if params.mech else []
+    """Distinct names of what an event acts on (blacklists, restrictions, the mechanisms' targets such as
+    privileges and red lists), and the offset of each kind's codes in the raw ``target`` column's namespace."""
     L, R = len(params.bl_names), len(params.restriction_names)
-    names = list(params.bl_names) + list(params.restriction_names) + privs + params.plugin_targets
-    return list(dict.fromkeys(names + ["none"])), \
-        {"list": 0, "restriction": L, "privilege": L + R, "plugin": L + R + len(privs)}
+    names = list(params.bl_names) + list(params.restriction_names) + params.plugin_targets
+    return list(dict.fromkeys(names + ["none"])), {"list": 0, "restriction": L, "plugin": L + R}
 
 
 _TARGET_KIND = {"list_start": "list", "list_extend": "list", "list_remove": "list", "list_expire": "list",
                 "restrict_on": "restriction", "restrict_off": "restriction", "reach_on": "restriction",
-                "reach_off": "restriction", "blocked": "restriction", "privilege_on": "privilege",
-                "privilege_off": "privilege", "enter": "plugin", "renew": "plugin", "leave": "plugin"}
+                "reach_off": "restriction", "blocked": "restriction", "privilege_on": "plugin",
+                "privilege_off": "plugin", "enter": "plugin", "renew": "plugin", "leave": "plugin"}
 
 
 def events_table(params: Params, results: list[ShardResult]) -> pa.Table:
@@ -123,8 +110,7 @@ def events_table(params: Params, results: list[ShardResult]) -> pa.Table:
     rule = np.where(rule < 0, len(rules) + rule, rule)  # -1 none, -2 initial_listing
     sen_names = list(params.sensors) + [NO_SENSOR]
     tnames, offset = target_names(params)
-    raw = list(params.bl_names) + list(params.restriction_names) + (list(params.mech.privilege_names) if params.mech else []) \
-        + params.plugin_targets
+    raw = list(params.bl_names) + list(params.restriction_names) + params.plugin_targets
     to_name = np.array([tnames.index(x) for x in raw] + [tnames.index("none")], dtype=np.int64)
     kind = cat["kind"].astype(np.int64)
     base = np.zeros(len(KINDS), dtype=np.int64)

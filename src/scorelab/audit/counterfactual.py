@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from ..config.models import Scenario
-from ..engine.kernel import _Batches, shard_streams
+from ..engine.kernel import shard_streams
+from ..engine.sampling import Batches as _Batches
 from ..engine.params import Params, compile_params
 from ..engine.runner import plan_detail, plan_shards
 

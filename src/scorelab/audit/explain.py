@@ -64,7 +64,7 @@ def _day_states(run: RunData, rows: pd.DataFrame, recompute: bool = False, start
     cap (``<behaviour>:cap``: the score becomes at most the cap) and the score range (``score_range``).
     """
     P = run.params
-    M = P.mech if P.mech is not None and P.mech.active else None
+    caps, lists = P.plugin("caps"), P.plugin("lists")
     T = P.days
     bidx = {b: i for i, b in enumerate(P.behaviours)}
     names = rows["behaviour"].astype(str).to_numpy()
@@ -78,8 +78,8 @@ def _day_states(run: RunData, rows: pd.DataFrame, recompute: bool = False, start
     cur_end = [-1] * L
     for i in range(len(rows)):
         t, name, pts = int(day_a[i]), names[i], int(pts_a[i])
-        if recompute and name.endswith(":cap") and M is not None and name[:-4] in bidx:
-            pts = min(0, int(M.cap[bidx[name[:-4]]]) - score)
+        if recompute and name.endswith(":cap") and caps is not None and name[:-4] in bidx:
+            pts = min(0, int(caps.cap[bidx[name[:-4]]]) - score)
         elif recompute and name == "score_range":
             lo = P.score_min if P.score_min is not None else score
             hi = P.score_max if P.score_max is not None else score
@@ -92,10 +92,10 @@ def _day_states(run: RunData, rows: pd.DataFrame, recompute: bool = False, start
         for k in range(L):
             if P.bl_trigger[k] == b:
                 cur_end[k] = max(cur_end[k], t + int(P.bl_duration[k]))
-            if M is not None and M.removed_by[k, b] and cur_end[k] > t:
+            if lists is not None and lists.removed_by[k, b] and cur_end[k] > t:
                 cur_end[k] = t  # leaves the list today
-            if M is not None and M.extended_by[k, b] and cur_end[k] > t:
-                cur_end[k] += int(M.extension_days[k])
+            if lists is not None and lists.extended_by[k, b] and cur_end[k] > t:
+                cur_end[k] += int(lists.extension_days[k])
             ends[k][t] = cur_end[k]
     # carry each day's end-of-day state forward over days without rows
     filled = np.maximum.accumulate(np.where(end_score > -(1 << 62), np.arange(T), -1))

@@ -69,7 +69,8 @@ def build_history(params: Params, events: pd.DataFrame, ids: np.ndarray, start_s
         return tgt == tnames.index(name) if name in tnames else np.zeros(len(tgt), dtype=bool)
 
     R, L = len(P.restriction_names), len(P.bl_names)
-    privs = list(P.mech.privilege_names) if P.mech is not None else []
+    priv = P.plugin("privileges")
+    privs = list(priv.names) if priv is not None else []
     r_on, r_off = is_kind("restrict_on"), is_kind("restrict_off")
     restriction_days = np.zeros((n, R), dtype=np.int64)
     reach_days = np.zeros((n, R), dtype=np.int64)
@@ -108,7 +109,7 @@ def build_history(params: Params, events: pd.DataFrame, ids: np.ndarray, start_s
         last[:-1] = p[1:] != p[:-1]
         final_restricted[p[last]] = count[last] > 0
     blocked = np.bincount(pos[is_kind("blocked")], minlength=n).astype(np.int64)
-    p_on, p_off = is_kind("enter"), is_kind("leave")
+    p_on, p_off = is_kind("enter", "privilege_on"), is_kind("leave", "privilege_off")  # a mechanism's list or state
     plugin_days = {name: _on_off_days(pos, day, p_on & on_target(name), p_off & on_target(name), n, T)
                    for name in P.plugin_targets}
 

@@ -147,7 +147,7 @@ class RunData:
         keep = ~a["false"] & ~a["cap_row"]
         pos, day, pts, beh = a["pos"][keep], a["day"][keep], a["points"][keep], a["behaviour"][keep]
         rng_row = a["range_row"][keep]
-        M = P.mech if P.mech is not None and P.mech.active else None
+        M = P.plugin("caps")
         has_cap = np.append(M.has_cap, False) if M is not None else np.zeros(P.n_behaviours + 1, dtype=bool)
         if not has_cap.any() and not rng_row.any():
             return replay(P, len(self.citizens), pos, day, pts, beh, self.start_scores)

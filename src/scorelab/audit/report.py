@@ -13,15 +13,17 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .._version import __version__
 from ..atomic import write_atomic, write_text_atomic
 from .compliance import Context, evaluate
+from ..glossary import TERMS, glossary_html, labels_on, privacy_label
 from .metrics import RunData, open_run, write_audit
+from .story import fmt_rate, headline
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
@@ -176,10 +178,41 @@ def fig_distribution(run: RunData):
             fig.add_trace(go.Scatter(x=x, y=s["citizens"] / max(total, 1), mode="lines+markers", name=f"day {d}",
                                      line=dict(color=_color(k), shape="hvh"), legendgroup=str(d), showlegend=(j == 0)),
                           row=1, col=j + 1)
-        fig.update_yaxes(type="log", row=1, col=j + 1)
+        fig.update_yaxes(type="log", row=1, col=j + 1, **LOG_SHARE_TICKS)
         fig.update_xaxes(title_text="score", row=1, col=j + 1)
-    fig.update_yaxes(title_text="share of citizens (log)", row=1, col=1)
+    fig.update_yaxes(title_text="share of citizens (log scale)", row=1, col=1)
     fig.update_layout(title="Score distribution over time, by group", height=400)
+    return fig
+
+
+# a log axis of shares read as percentages (plotly's default would print 100µ for 0.0001)
+LOG_SHARE_TICKS = dict(tickvals=[10.0 ** k for k in range(-7, 1)],
+                       ticktext=["0.00001%", "0.0001%", "0.001%", "0.01%", "0.1%", "1%", "10%", "100%"])
+
+
+def restriction_threshold(run: RunData) -> float | None:
+    """The highest score at which a grade-based restriction applies (None if no restriction uses grades)."""
+    pol = run.scenario.policy
+    named = {g for r in pol.restrictions for g in (r.grades or [])}
+    tops = [g.max for g in pol.grades if g.name in named and g.max is not None]
+    return float(max(tops)) if tops else None
+
+
+def fig_mean_score(run: RunData):
+    """Mean score by group on an axis that does not exaggerate: it reaches down to the score at which
+    restrictions start (or 10% below the start score) so a drift of a few points looks like one."""
+    fig = fig_lines(run, "mean_score", "Mean score by group", "mean score")
+    m = run.metrics
+    lo, hi = float(m["mean_score"].min()), float(m["mean_score"].max())
+    start = float(run.scenario.policy.start_score)
+    thr = restriction_threshold(run)
+    floor = thr if thr is not None and thr < start else start - 0.1 * max(abs(start), 1.0)
+    bottom, top = min(lo, floor), max(hi, start)
+    pad = 0.05 * max(top - bottom, 1e-9)
+    fig.update_yaxes(range=[bottom - pad, top + pad])
+    if thr is not None and bottom - pad <= thr <= top + pad:
+        fig.add_hline(y=thr, line=dict(color="#d62728", dash="dash", width=1),
+                      annotation_text=f"restricted at {thr:,.0f} and below", annotation_position="bottom right")
     return fig
 
 
@@ -198,6 +231,7 @@ def fig_lines(run: RunData, col: str, title: str, ytitle: str, cumulative: bool 
             y = y * per / np.maximum(s["population"].to_numpy(dtype=float), 1)
         fig.add_trace(go.Scatter(x=s["day"], y=y, mode="lines", name=e(g), line=dict(color=_color(i), dash="dot" if g == "all" else "solid")))
     fig.update_layout(title=title, xaxis_title="day", yaxis_title=ytitle)
+    fig.update_yaxes(rangemode="tozero")  # counts and shares start at 0, so a small change looks small
     if pct:
         fig.update_yaxes(tickformat=".1%")
     return fig
@@ -220,6 +254,7 @@ def fig_chilling(run: RunData, curve: pd.DataFrame):
         fig.add_trace(go.Scatter(x=s["day"], y=fall, mode="lines", name=f"{e(g)}: events lost", showlegend=True,
                                  line=dict(color=_color(i)), legendgroup=g), row=1, col=2)
     fig.update_xaxes(title_text="day")
+    fig.update_yaxes(rangemode="tozero")
     fig.update_layout(title="The chilling effect: true speech with the policy vs the same society without it", height=420)
     return fig
 
@@ -249,8 +284,18 @@ def fig_transitions(run: RunData, tables: dict[str, pd.DataFrame]):
 # ------------------------------------------------------------------ tables
 
 
+def csv_link(df: pd.DataFrame, name: str) -> str:
+    """A link that saves ``df`` (every column, full precision) as NAME.csv: a data: URI, so it works offline."""
+    from urllib.parse import quote
+
+    text = df.to_csv(index=df.index.name is not None or not isinstance(df.index, pd.RangeIndex))
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "table"
+    return (f"<a class='csv' download='{safe}.csv' href='data:text/csv;charset=utf-8,{quote(text, safe='')}'>"
+            f"download {e(safe)}.csv</a>")
+
+
 def html_table(df: pd.DataFrame, columns: list[tuple[str, str]] | None = None, pct: set[str] = frozenset(),
-               ci: dict[str, tuple[str, str]] | None = None, index_name: str = "group") -> str:
+               ci: dict[str, tuple[str, str]] | None = None, index_name: str = "group", csv: str | None = None) -> str:
     ci = ci or {}
     cols = [(c, label) for c, label in columns if c in df.columns] if columns else [(c, c.replace("_", " ")) for c in df.columns]
     head = f"<tr><th>{e(index_name)}</th>" + "".join(f"<th>{e(label)}</th>" for _, label in cols) + "</tr>"
@@ -267,7 +312,7 @@ def html_table(df: pd.DataFrame, columns: list[tuple[str, str]] | None = None, p
             flag = " class='flag'" if c == "disparate_impact" and bool(row.get("disparate_impact_flag", False)) else ""
             cells.append(f"<td{flag}>{s}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table class='t'>{head}{''.join(body)}</table>"
+    return f"<table class='t'>{head}{''.join(body)}</table>" + (csv_link(df, csv) if csv else "")
 
 
 def compliance_table(df: pd.DataFrame) -> str:
@@ -281,7 +326,7 @@ def compliance_table(df: pd.DataFrame) -> str:
             + f"</td><td><details><summary>{'quoted' if r['quoted'] else 'paraphrased'}</summary>"
               f"<blockquote>{e(r['text'])}</blockquote></details></td></tr>")
     return ("<table class='t compliance'><tr><th>source</th><th>principle</th><th>verdict</th><th>why</th>"
-            f"<th>text judged against</th></tr>{''.join(rows)}</table>")
+            f"<th>text judged against</th></tr>{''.join(rows)}</table>" + csv_link(df, "compliance"))
 
 
 CSS = """
@@ -295,25 +340,130 @@ tr.pass td.v{background:#2ca02c;color:#fff;font-weight:bold} .ev{color:#555;font
 blockquote{margin:.3em 0;font-style:italic;color:#333} .kpi{display:inline-block;border:1px solid #ddd;border-radius:6px;padding:.5em .8em;margin:.3em}
 .kpi b{display:block;font-size:1.4em}
 .warnbox{background:#fff4d6;border-left:4px solid #ffbf47;padding:.5em .8em;font-size:.9em}
+.headline{background:#f4f8fc;border-left:5px solid #1f77b4;padding:.3em 1.2em .6em;margin-top:1.2em}
+.headline h2{border:0;margin-top:.6em} .headline li{margin:.5em 0;font-size:1.08em;line-height:1.4}
+.driver{color:#444;font-size:.92em} .headline li.none{list-style:none;color:#555;font-size:.95em} .cards{display:flex;flex-wrap:wrap;gap:.8em}
+.card{border:1px solid #ddd;border-radius:8px;padding:.4em .9em;flex:0 1 270px}
+.card.flagged{border-color:#d62728;box-shadow:0 0 0 1px #d62728 inset} .card h3{margin:.3em 0}
+.card dl{display:grid;grid-template-columns:1fr auto;gap:.15em .8em;margin:.3em 0;font-size:.9em}
+.card dt{color:#555} .card dd{margin:0;text-align:right;font-weight:600}
+a.csv{font-size:.8em;color:#1f77b4;display:inline-block;margin:-.4em 0 .8em}
+dl.glossary{display:grid;grid-template-columns:minmax(180px,max-content) 1fr;gap:.25em 1em;font-size:.9em}
+dl.glossary dt{font-weight:600} dl.glossary dd{margin:0;color:#333}
 """
 
 
-def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit_options: Any) -> Path:
-    """Audit the run, check compliance, and write RUN/report.html (or ``out``); returns its path."""
+def headline_html(run: RunData, tables: dict[str, pd.DataFrame]) -> str:
+    """The three largest harms in words (audit/story.py), each with its groups, size and driver."""
+    top = headline(run, tables)
+    if not top:
+        return ("<section class='headline'><h2>What this policy did</h2><p>No harm the audit measures is above zero "
+                "in this run: no false penalties, no restriction without misconduct, no speech lost.</p></section>")
+    items = "".join(f"<li><b>{e(h.title)}:</b> {e(h.sentence)}." + (f" <span class='driver'>{e(h.driver[:1].upper() + h.driver[1:])}.</span>" if h.driver else "")
+                    + "</li>" for h in top)
+    if len(top) < 3:
+        items += ("<li class='none'>No other harm the audit measures (false penalties, restriction without misconduct "
+                  "or by sensor errors alone, lost speech, unequal restriction) is above zero in this run.</li>")
+    return ("<section class='headline'><h2>What this policy did</h2><ol>" + items + "</ol>"
+            "<p class='note'>The largest harms the audit measured, ranked by their size in the group each hits "
+            "hardest, counted per 1,000 (citizens, citizens without misconduct, or speech acts). The sentences "
+            "are written from this run's figures (the tables below and audit.json) and its event log.</p></section>")
+
+
+def cards_html(run: RunData, t: dict[str, pd.DataFrame]) -> str:
+    """One card per group (and everyone): the figures a reader asks about first."""
+    s, w, c = t["sanctions"], t["wrongful"], t["chilling"]
+    m = run.metrics.assign(group=lambda d: d["group"].astype(str))
+    first, last = m[m["day"] == m["day"].min()].set_index("group"), m[m["day"] == m["day"].max()].set_index("group")
+    start = run.start_scores if len(run.citizens) else None
+    cards = []
+    for g in run.groups + ["all"]:
+        rows = [("citizens", f"{int(s.loc[g, 'citizens']):,}"),
+                ("restricted at the end", _num(s.loc[g, "restricted_final_share"], pct=True))]
+        if "ever_restricted_share" in s.columns:
+            rows.append(("ever restricted", _num(s.loc[g, "ever_restricted_share"], pct=True)))
+        if "false_positive_rate" in s.columns:
+            rows.append(("restricted without misconduct", f"{fmt_rate(1000 * float(s.loc[g, 'false_positive_rate']))} per 1,000"))
+        fa = 1000 * float(w.loc[g, "false_attributions_all_citizens"]) / max(float(s.loc[g, "citizens"]), 1)
+        rows.append(("falsely penalised", f"{fmt_rate(fa)} per 1,000"))
+        if "wrongly_restricted" in w.columns:
+            rows.append(("wrongly restricted", f"{int(w.loc[g, 'wrongly_restricted']):,}"))
+        if g in c.index and "speech_fall_share" in c.columns:
+            rows.append(("speech lost", _num(c.loc[g, "speech_fall_share"], pct=True)))
+        if start is not None:
+            mask = np.ones(len(start), bool) if g == "all" else (run.citizens["group"].astype(str) == g).to_numpy()
+            s0 = float(start[mask].mean()) if mask.any() else float(first.loc[g, "mean_score"])
+        else:
+            s0 = float(first.loc[g, "mean_score"])
+        rows.append(("mean score, start → end", f"{s0:,.1f} → {float(last.loc[g, 'mean_score']):,.1f}"))
+        if g != "all" and "disparate_impact" in s.columns:
+            flag = bool(s.loc[g, "disparate_impact_flag"])
+            rows.append(("disparate impact", _num(s.loc[g, "disparate_impact"]) + (" (flagged)" if flag else "")))
+        body = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in rows)
+        cls = "card flagged" if g != "all" and bool(s.loc[g].get("disparate_impact_flag", False)) else "card"
+        cards.append(f"<div class='{cls}'><h3>{'everyone' if g == 'all' else e(g)}</h3><dl>{body}</dl></div>")
+    return "<h2>Each group</h2><div class='cards'>" + "".join(cards) + "</div>"
+
+
+def exactness_html(run: RunData, notes: dict[str, str]) -> str:
+    """What is counted exactly and what is estimated or approximated, figure by figure."""
+    pop, kept = int(run.manifest["population"]), len(run.citizens)
+    items = []
+    if kept == 0:
+        items.append("This run kept no per-citizen detail, so the figures that need it are not shown; every figure "
+                     "shown is counted over all citizens from the engine's daily totals.")
+    elif kept < pop:
+        items.append(f"Per-citizen figures (ever restricted, restricted days, restricted without misconduct, "
+                     f"misconduct never restricted, innocent among the restricted, wrongly restricted, inequality, "
+                     f"grade transitions, privacy) are counted on a sample of {kept:,} of {pop:,} citizens: their "
+                     f"intervals give the sampling uncertainty. Restricted at the end, false attributions, speech "
+                     f"and gaming count every citizen.")
+    else:
+        items.append(f"Every citizen is kept: per-citizen figures are counted, not estimated, from the event log "
+                     f"({e(notes.get('history', ''))}).")
+    if kept:
+        items.append("Approximate: <b>wrongly restricted</b>, <b>days of wrongful restriction</b>, <b>grade changed</b> "
+                     "and <b>listing changed</b> replay each citizen's history without its false attributions, holding "
+                     "the citizen's other recorded events fixed; they ignore that a false penalty also deters the "
+                     "citizen's later behaviour (a first-order counterfactual).")
+    cf = notes.get("counterfactual", "")
+    if "no common random numbers" in cf:
+        items.append(f"Estimated: <b>speech lost</b> and <b>events induced by gaming</b> compare rates with a smaller "
+                     f"counterfactual society, without common random numbers ({e(cf)}).")
+    elif "drawn afresh" in cf:
+        items.append(f"Estimated: <b>events induced by gaming</b> compare with an independent draw of the bought "
+                     f"behaviours ({e(cf)}); speech lost keeps common random numbers.")
+    items.append("Intervals in brackets are 95% bootstrap intervals over the kept citizens (they describe how much "
+                 "the figure would vary in another society drawn the same way, not an approximation).")
+    box = "warnbox" if "MISMATCH" in notes.get("history", "") else "note"
+    return (f"<h2>What is exact, and what is not</h2><ul class='{box}'>" + "".join(f"<li>{x}</li>" for x in items)
+            + "</ul>")
+
+
+def build_report(run_dir: str | Path | RunData, out: Path | None = None,
+                 progress: Callable[[str], None] | None = None, **audit_options: Any) -> Path:
+    """Audit the run, check compliance, and write RUN/report.html (or ``out``); returns its path.
+
+    ``progress(step)`` is called with a few words before each stage (the CLI shows them on stderr)."""
+    say = progress or (lambda _step: None)
+    say("opening the run")
     if not isinstance(run_dir, RunData):
         from ..rundir import check_run
 
         check_run(run_dir)  # the report also reads distribution.parquet
     run = run_dir if isinstance(run_dir, RunData) else open_run(run_dir)
+    say("auditing: sanctions, errors against ground truth, bootstrap intervals, the counterfactual")
     res = write_audit(run, **audit_options)
     t, notes, summ = res["tables"], res["notes"], res["summary"]
+    say("checking compliance")
     comp = evaluate(Context(run.scenario.policy, run.scenario, t, str(run.path)))
     write_atomic(run.path / "compliance.json", lambda p: comp.to_json(p, orient="records", indent=1))
+    say("writing the headline and the group cards")
 
     p = Page()
     name = run.scenario.scenario.name
     p.add(f"<h1>scorelab report: {e(name)}</h1><p class='note'>scorelab {e(__version__)} · run directory "
-          f"{e(run.path)} · every population here is synthetic.</p>")
+          f"{e(run.path)} · every population here is synthetic · terms: <a href='#glossary'>glossary</a>.</p>")
     verdicts = comp["verdict"].value_counts()
     kpis = [("citizens", f"{run.manifest['population']:,}"), ("days", str(run.params.days)),
             ("restricted at the end", _num(summ.get("restricted_share[all]"), pct=True)),
@@ -322,11 +472,22 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
             ("speech lost to the policy", _num(summ.get("speech_fall_share[all]"), pct=True)),
             ("principles failed", f"{verdicts.get('fail', 0)} of {len(comp)}")]
     p.add("<div>" + "".join(f"<span class='kpi'><b>{v}</b>{e(k)}</span>" for k, v in kpis) + "</div>")
+    p.add(headline_html(run, t))
+    p.add(cards_html(run, t))
+    p.add(exactness_html(run, notes))
     p.add("<h2>The scenario</h2>" + scenario_words(run))
+    say("drawing the figures")
 
     p.add("<h2>Scores over time</h2>")
-    p.figure(fig_distribution(run), "Share of each group's citizens per 10-point score bin, at snapshot days (log scale).")
-    p.figure(fig_lines(run, "mean_score", "Mean score by group", "mean score"), "Mean score at the end of each day.")
+    ms = run.metrics["mean_score"]
+    if float(ms.min()) == float(ms.max()):
+        p.add(f"<p>No score moved in this run: every citizen ends where they started ({float(ms.iloc[0]):,.0f} points on "
+              "average), so there is no score distribution to draw. What the policy does, it does through lists and "
+              "restrictions (below).</p>")
+    else:
+        p.figure(fig_distribution(run), "Share of each group's citizens per 10-point score bin, at snapshot days (log scale).")
+        p.figure(fig_mean_score(run), "Mean score at the end of each day. The axis reaches down to the score at which a "
+                 "grade restriction starts (dashed), or 10% below the start score, so small drifts look small.")
 
     p.add("<h2>Who was sanctioned</h2>")
     p.figure(fig_lines(run, "restricted_share", "Restricted share by group", "share restricted", pct=True),
@@ -346,30 +507,39 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
                          "restricted_days_mean": ("restricted_days_ci_low", "restricted_days_ci_high"),
                          "false_positive_rate": ("false_positive_ci_low", "false_positive_ci_high"),
                          "false_negative_rate": ("false_negative_ci_low", "false_negative_ci_high"),
-                         "innocent_among_restricted": ("innocent_among_restricted_ci_low", "innocent_among_restricted_ci_high")}))
+                         "innocent_among_restricted": ("innocent_among_restricted_ci_low", "innocent_among_restricted_ci_high")}, csv="sanctions"))
     p.add(f"<p class='note'>{e(notes['disparate_impact'])}. {e(notes['ground_truth'])}. Intervals: {e(notes['intervals'])}.</p>")
-    if "MISMATCH" in notes.get("history", ""):
-        p.add(f"<p class='warnbox'><b>Read with care.</b> {e(notes['history'])}.</p>")
 
     p.add("<h2>Wrongful penalties and sanctions</h2>")
-    p.figure(fig_lines(run, "wrongful_penalties", "False attributions scored, cumulative per 1,000 citizens",
-                       "per 1,000 citizens", cumulative=True, per=1000.0),
-             "Penalties from sensor errors (a camera naming the wrong person), all citizens.")
+    if float(run.metrics["wrongful_penalties"].abs().sum()) > 0:
+        p.figure(fig_lines(run, "wrongful_penalties", "False attributions scored, cumulative per 1,000 citizens",
+                           "per 1,000 citizens", cumulative=True, per=1000.0),
+                 "Penalties from sensor errors (a camera naming the wrong person), all citizens.")
+    else:
+        p.add("<p>No sensor scored a false attribution in this run, so nobody was penalised for something they did "
+              "not do.</p>")
     p.add(html_table(t["wrongful"], [("false_attributions_all_citizens", "false attributions (all citizens)"),
                                      ("citizens_falsely_attributed", "citizens falsely attributed (kept)"),
                                      ("false_points", "points lost to them"), ("final_score_changed", "final score changed"),
                                      ("grade_changed", "grade changed"), ("listing_changed", "listing changed"),
                                      ("wrongly_restricted", "wrongly restricted"),
                                      ("wrongful_restriction_days", "days of wrongful restriction"),
-                                     ("wrongful_restriction_days_per_victim", "days per victim")]))
+                                     ("wrongful_restriction_days_per_victim", "days per victim")], csv="wrongful"))
     p.add(f"<p class='note'>{e(notes['wrongful'])}.</p>")
 
     p.add("<h2>The chilling effect</h2>")
-    p.figure(fig_chilling(run, t["chilling_curve"]), "Dotted: the same society, same random numbers, without the policy.")
+    curve = t["chilling_curve"]
+    if not bool(np.any(run.params.speech)):
+        p.add("<p>This scenario has no speech behaviour (none is marked <code>speech = true</code>), so there is no "
+              "chilling of speech to measure.</p>")
+    elif float(curve[["run", "counterfactual"]].abs().to_numpy().sum()) == 0:
+        p.add("<p>Nobody spoke in this run or in its counterfactual, so there is no chilling to draw.</p>")
+    else:
+        p.figure(fig_chilling(run, curve), "Dotted: the same society, same random numbers, without the policy.")
     p.add(html_table(t["chilling"], [("speech_run", "speech with policy"), ("speech_counterfactual", "without policy"),
                                      ("speech_fall", "fall"), ("speech_fall_share", "fall (share)"),
                                      ("per_1000_citizen_days_run", "per 1,000 citizen-days with"),
-                                     ("per_1000_citizen_days_counterfactual", "without")], pct={"speech_fall_share"}))
+                                     ("per_1000_citizen_days_counterfactual", "without")], pct={"speech_fall_share"}, csv="chilling"))
     p.add(f"<p class='note'>Counterfactual: {e(notes['counterfactual'])}.</p>")
 
     p.add("<h2>Gaming: points bought</h2>")
@@ -377,7 +547,7 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
                                    ("points_earned_by_conduct", "points earned by conduct"),
                                    ("bought_share_of_points_awarded", "bought share"),
                                    ("events_induced_by_gaming", "events induced by gaming"),
-                                   ("money_collected", "money collected")], pct={"bought_share_of_points_awarded"}))
+                                   ("money_collected", "money collected")], pct={"bought_share_of_points_awarded"}, csv="gaming"))
 
     if "inequality" not in t:
         p.add(f"<h2>Per-citizen audit</h2><p class='note'>{e(notes['kept'])}.</p>")
@@ -387,6 +557,8 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None, **audit
     p.add("<h2>Compliance</h2><p class='note'>Each principle is judged on the policy's rules and declarations and on "
           "this run's outcomes; the cause names the rule or setting, the text is what it is judged against.</p>")
     p.add(compliance_table(comp))
+    if progress:
+        progress("writing the page")
     return _write_page(p, run, out)
 
 
@@ -404,7 +576,7 @@ def _per_citizen_sections(p: Page, run: RunData, t: dict[str, pd.DataFrame], not
                                        ("ever_bottom_share", "ever in bottom grades"),
                                        ("stuck_in_bottom_share", "of those, still there at the end"),
                                        ("contacts_of_restricted_share", "free citizens living with / in contact with a restricted one")],
-                     pct={"bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "contacts_of_restricted_share"}))
+                     pct={"bottom_share_final", "ever_bottom_share", "stuck_in_bottom_share", "contacts_of_restricted_share"}, csv="inequality"))
     p.add("<p class='note'>Gini is computed on the final scores measured from 0 (or from the lowest possible score "
           "when scores can be negative). When everyone starts high (say 1000 points) and loses or gains tens of "
           "points, the Gini is close to 0 even for citizens whose lives the grades changed: read it with the "
@@ -413,13 +585,26 @@ def _per_citizen_sections(p: Page, run: RunData, t: dict[str, pd.DataFrame], not
 
     p.add("<h2>Privacy exposure</h2>")
     priv = t["privacy"].copy()
-    p.add(html_table(priv, [("value", "value"), ("note", "what it means")], index_name="metric"))
+    labels = [privacy_label(k) for k in priv.index]
+    priv["note"] = [n if n else meaning for n, (_, meaning) in zip(priv["note"], labels)]
+    priv["name"] = priv.index  # the audit's key, kept in the CSV
+    priv.index = pd.Index([label for label, _ in labels], name="metric")
+    p.add(html_table(priv, [("value", "value"), ("note", "what it means")], index_name="metric", csv="privacy"))
     gov = run.scenario.policy.governance
     if gov.recipients:
         p.add("<table class='t'><tr><th>recipient</th><th>kind</th><th>purpose</th><th>fields</th><th>safeguards</th></tr>"
               + "".join(f"<tr><td>{e(r.name)}</td><td>{e(r.kind)}</td><td>{e(r.purpose)}</td><td>{e(', '.join(r.fields))}</td>"
                         f"<td>{e('not declared' if r.safeguards is None else r.safeguards)}</td></tr>" for r in gov.recipients)
               + "</table>")
+
+
+ALWAYS = ("misconduct", "false attribution", "counterfactual", "chilling effect", "speech")
+
+
+def page_terms(body: str) -> dict[str, str]:
+    """The glossary entries of every label on the page, and the few words every report uses."""
+    shown = labels_on(body) | set(ALWAYS)
+    return {k: TERMS[k] for k in shown if k in TERMS}
 
 
 def _write_page(p: Page, run: RunData, out: Path | None) -> Path:
@@ -430,8 +615,10 @@ def _write_page(p: Page, run: RunData, out: Path | None) -> Path:
     calls = "\n".join(f"Plotly.newPlot({json.dumps(fid)}, F{i}.data, F{i}.layout, "
                       f"{{responsive:true,displaylogo:false}});" for i, (fid, _) in enumerate(p.figures))
     data = "\n".join(f"var F{i} = {js};" for i, (_, js) in enumerate(p.figures))
+    body = "".join(p.parts)
+    body += glossary_html(page_terms(body))
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>scorelab report: {e(name)}</title>"
-            f"<style>{CSS}</style><script>{plotly_js}</script></head><body>{''.join(p.parts)}"
+            f"<style>{CSS}</style><script>{plotly_js}</script></head><body>{body}"
             f"<script>{data}\n{calls}</script></body></html>")
     target = Path(out) if out else run.path / "report.html"
     write_text_atomic(target, page)

@@ -13,6 +13,7 @@ scores stay in the range, but within a day they can go one day's worth of points
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 SCORE_LIMIT = 1_000_000_000
@@ -26,8 +27,11 @@ def daily_swing(sc) -> tuple[int, int]:
 
     pts = [r.points for r in sc.policy.rules]
     false_sources = sum(1 for s in sc.sensors if s.false_attribution is not None)
+    bands = sorted(sc.policy.grades, key=lambda g: -math.inf if g.min is None else g.min)
     names = SimpleNamespace(behaviours=tuple(b.name for b in sc.behaviours), groups=tuple(g.name for g in sc.groups),
-                            sensors=tuple(s.name for s in sc.sensors))
+                            sensors=tuple(s.name for s in sc.sensors), grade_names=tuple(g.name for g in bands),
+                            bl_names=tuple(b.name for b in sc.policy.blacklists),
+                            restriction_names=tuple(r.name for r in sc.policy.restrictions))
     plugin = sum(int(p.max_daily_points(c)) for p, c in compile_all(sc, names))
     gain = sum(p for p in pts if p > 0) + plugin
     loss = sum(-p for p in pts if p < 0) * (1 + false_sources) + plugin

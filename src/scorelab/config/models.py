@@ -17,7 +17,6 @@ from .strict import Lax, StrictModel
 from .limits import POINTS_LIMIT, SCORE_LIMIT, check_score_range
 
 from .governance import Governance
-from ..plugins import check_all as check_plugins
 from ..plugins.redlist import RedList
 from .start import StartScores
 from .extensions import Composite, DueProcess, Graph, PeerRating, Privilege, check_scenario
@@ -64,6 +63,10 @@ class Behaviour(Strict):
     speech: bool = Field(False, description="political expression: counted as `criticism`, the chilling-effect metric")
     requires_listed: Name | None = Field(None, description="only citizens on this blacklist can do it (repay a debt)")
     requires_privilege: Name | None = Field(None, description="only holders of this privilege can do it (default on credit)")
+    heterogeneity: float = Field(0.0, ge=0.0, le=3.0, allow_inf_nan=False,
+                                 description="spread (log-sd) of a per-citizen propensity multiplier of mean 1")
+    heterogeneity_cap: float = Field(5.0, ge=1.0, le=50.0, allow_inf_nan=False,
+                                     description="largest per-citizen multiplier (candidates are drawn at rate x cap)")
     description: str = ""
 
 
@@ -216,10 +219,34 @@ def _check_bands(grades: list[Grade]) -> None:
 
 
 class Deterrence(Strict):
-    """Each observed penalty for behaviour b multiplies that citizen's propensity for b by `factor`."""
+    """Each observed penalty for behaviour b multiplies that citizen's propensity for b by `factor` (specific
+    deterrence); with `points_unit`, a penalty of p points counts ceil(|p| / points_unit) times, so a harsher
+    sanction deters more."""
 
     factor: Probability = 1.0
     behaviours: list[Name] | None = Field(None, description="default: every behaviour with negative points")
+    points_unit: int | None = Field(None, ge=1, le=1_000_000,
+                                    description="points of penalty that count as one deterrence step (absent: one step per penalty)")
+
+
+class Chilling(Strict):
+    """General deterrence (self-censorship): knowing one is watched and what a penalty costs lowers a behaviour
+    for everyone, penalised or not. Multiplier per group: 1 / (1 + elasticity x detection x severity / points_unit),
+    with severity = |points| of the behaviour's rule + listing_points for each blacklist it triggers."""
+
+    behaviour: Name
+    elasticity: float = Field(gt=0.0, le=1000.0, allow_inf_nan=False)
+    points_unit: int = Field(100, ge=1, le=1_000_000)
+    listing_points: int = Field(0, ge=0, le=1_000_000, description="perceived cost of a listing, in points")
+
+
+class Learning(Strict):
+    """A refused attempt (a restriction's `blocks`) teaches: the citizen's propensity for the behaviour is
+    multiplied by `factor` for `days` days after each refusal."""
+
+    behaviour: Name
+    days: int = Field(ge=1, le=20000)
+    factor: Probability
 
 
 class Gaming(Strict):
@@ -249,6 +276,8 @@ class Response(Strict):
     deterrence: Deterrence = Deterrence()
     gaming: list[Gaming] = Field(default_factory=list)
     score_curves: list[ScoreCurve] = Field(default_factory=list)
+    chilling: list[Chilling] = Field(default_factory=list, description="general deterrence by monitoring x sanction")
+    learning: list[Learning] = Field(default_factory=list, description="refused attempts lower later attempts")
 
 
 class ScenarioMeta(Strict):
@@ -315,7 +344,20 @@ class Scenario(Strict):
             _known(f"response.gaming[{j}].behaviour", gm.behaviour, behaviours, "behaviour")
         for j, sc in enumerate(self.response.score_curves):
             _known(f"response.score_curves[{j}].behaviour", sc.behaviour, behaviours, "behaviour")
+        for j, ch in enumerate(self.response.chilling):
+            _known(f"response.chilling[{j}].behaviour", ch.behaviour, behaviours, "behaviour")
+            if not any(r.behaviour == ch.behaviour for r in self.policy.rules):
+                raise ValueError(f"response.chilling[{j}].behaviour: {ch.behaviour!r} has no policy rule, so no one is "
+                                 "watched for it; chilling needs a rule (its sensor and points are the threat)")
+        blocked = {b for r in self.policy.restrictions for b in r.blocks}
+        for j, ln in enumerate(self.response.learning):
+            _known(f"response.learning[{j}].behaviour", ln.behaviour, behaviours, "behaviour")
+            if ln.behaviour not in blocked:
+                raise ValueError(f"response.learning[{j}].behaviour: {ln.behaviour!r} is not blocked by any restriction "
+                                 f"(policy.restrictions[].blocks); allowed: {', '.join(sorted(blocked)) or 'none'}")
         check_scenario(self)
+        from ..plugins import check_all as check_plugins
+
         check_plugins(self)
         check_score_range(self)
         return self

@@ -63,13 +63,16 @@ def unsupported(params: Params) -> str | None:
     if any(d is not None for d in params.start):
         return ("the scenario draws start scores from a distribution (groups[].start); the JAX backend starts "
                 "everyone at the policy's start_score: use --backend numpy")
+    parts = [name for name, on in (("response.chilling", params.chill is not None),
+                                    ("behaviours[].heterogeneity", params.het is not None),
+                                    ("response.deterrence.points_unit", params.deter_step is not None)) if on]
+    if parts:
+        return f"the scenario uses {', '.join(parts)}, which the JAX backend does not implement: use --backend numpy"
     if params.plugins:
         names = ", ".join(p.name for p, _ in params.plugins)
-        return f"the scenario uses the mechanism plugin(s) {names}, which the JAX backend does not implement: use --backend numpy"
-    if params.mech is not None and params.mech.active:
-        return ("the scenario uses preset mechanisms (engine/mechanisms.py: caps, money, gates, due process, "
-                "households, sub-scores, peer ratings, privileges, list removal/extension); the JAX backend "
-                "implements RR-1-class scenarios only: use --backend numpy")
+        return (f"the scenario uses the mechanism(s) {names} (plugins/), which the JAX backend does not implement "
+                "(it runs RR-1-class point systems: rules, grades, blacklists, restrictions, deterrence, gaming, "
+                "score curves): use --backend numpy")
     return None
 
 

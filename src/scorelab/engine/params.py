@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..config.models import Scenario
-from .mechanisms import MechParams, compile_mechanisms
 
 CLIP_RULE = "score_range"  # ledger name of the adjustment that keeps a score inside [score_min, score_max]
 NO_SENSOR = "none"
@@ -66,14 +65,27 @@ class Params:
     restriction_names: tuple[str, ...]
     restriction_grades: np.ndarray  # [R, K] bool
     restriction_lists: np.ndarray  # [R, L] bool
-    mech: MechParams | None = None  # preset mechanisms (engine/mechanisms.py)
+    chill: np.ndarray | None = None  # [B, G] general-deterrence multiplier (response.chilling); None: none
+    het: np.ndarray | None = None  # [B] log-sd of the per-citizen propensity multiplier (0: none); None: none
+    het_cap: np.ndarray | None = None  # [B] its largest value
+    deter_step: np.ndarray | None = None  # [B] deterrence steps per observed penalty (response.deterrence.points_unit)
     plugins: tuple = ()  # ((plugin class, compiled tables), ...) of the active mechanism plugins (plugins/)
 
     @property
     def rule_names(self) -> list[str]:
         """Names of the event log's rule codes: behaviours, the score range, the mechanisms' rules."""
-        extra = list(self.mech.extra_rules) if self.mech else []
-        return list(self.behaviours) + [CLIP_RULE] + extra + [r for p, c in self.plugins for r in p.rules(c)]
+        return list(self.behaviours) + [CLIP_RULE] + [r for p, c in self.plugins for r in p.rules(c)]
+
+    def plugin(self, name: str):
+        """The compiled tables of the active mechanism ``name`` (plugins/), or None when it is not used."""
+        for p, c in self.plugins:
+            if p.name == name:
+                return c
+        return None
+
+    @property
+    def plugin_names(self) -> list[str]:
+        return [p.name for p, _ in self.plugins]
 
     @property
     def plugin_targets(self) -> list[str]:
@@ -162,6 +174,23 @@ def compile_params(sc: Scenario) -> Params:
         deter_slot[b] = k
     table = resp.deterrence.factor ** np.arange(MAX_COUNT + 1, dtype=np.float64)
     deter_table = np.tile(table, (len(deter), 1))
+    deter_step = None
+    if resp.deterrence.points_unit is not None:
+        unit = resp.deterrence.points_unit
+        deter_step = np.maximum(1, np.minimum(MAX_COUNT, -(-np.abs(points) // unit))).astype(np.int64)
+
+    # general deterrence: perceived monitoring (the rule's detection in the group) x the sanction's severity
+    chill = None
+    if resp.chilling:
+        chill = np.ones((B, G))
+        for ch in resp.chilling:
+            b = bidx[ch.behaviour]
+            sanction = abs(int(points[b])) + ch.listing_points * int(sum(bl.trigger == ch.behaviour for bl in pol.blacklists))
+            chill[b] *= 1.0 / (1.0 + ch.elasticity * detect[b] * sanction / ch.points_unit)
+    het = np.array([b.heterogeneity for b in sc.behaviours], dtype=np.float64)
+    het_cap = np.array([b.heterogeneity_cap if b.heterogeneity > 0 else 1.0 for b in sc.behaviours], dtype=np.float64)
+    if not het.any():
+        het = het_cap = None
 
     gaming = [[] for _ in range(B)]
     for gm in resp.gaming:
@@ -171,7 +200,7 @@ def compile_params(sc: Scenario) -> Params:
         xs = np.array([p[0] for p in cv.points], dtype=np.float64)
         ys = np.array([p[1] for p in cv.points], dtype=np.float64)
         curves[bidx[cv.behaviour]].append((xs, ys))
-    mmax = np.ones(B)
+    mmax = np.ones(B) if het_cap is None else het_cap.copy()  # a citizen's own multiplier is at most its cap
     for b in range(B):
         for _, f in gaming[b]:
             mmax[b] *= max(1.0, f)
@@ -202,7 +231,9 @@ def compile_params(sc: Scenario) -> Params:
     from ..config.limits import INT16_SAFE, SCORE_LIMIT, score_range
     from ..plugins import compile_all
 
-    plugins = compile_all(sc, SimpleNamespace(behaviours=behaviours, groups=groups, sensors=sensors))
+    plugins = compile_all(sc, SimpleNamespace(behaviours=behaviours, groups=groups, sensors=sensors,
+                                              grade_names=grade_names, bl_names=bl_names,
+                                              restriction_names=tuple(r.name for r in pol.restrictions)))
     lo, hi = score_range(sc)  # every score reachable at any moment (config/limits.py)
     if lo < -SCORE_LIMIT or hi > SCORE_LIMIT:  # the scenario's validator refuses these; never wrap silently
         raise ValueError(f"scores can reach {lo:,}..{hi:,}; the limit is ±{SCORE_LIMIT:,}")
@@ -247,7 +278,9 @@ def compile_params(sc: Scenario) -> Params:
         restriction_names=tuple(r.name for r in pol.restrictions),
         restriction_grades=rg,
         restriction_lists=rl,
+        chill=chill,
+        het=het,
+        het_cap=het_cap,
+        deter_step=deter_step,
     )
-    params = replace(params, mech=compile_mechanisms(sc, behaviours, params.bl_names, params.restriction_names,
-                                                     grade_names))
     return replace(params, plugins=plugins)

@@ -39,3 +39,55 @@ def bernoulli_positions(rng: np.random.Generator, n: int, p: float) -> np.ndarra
         end = int(pos[-1])
         mean = (n - 1 - end) * p
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+TARGET_CHUNK_EVENTS = 1_500_000  # candidates drawn per batch of days (bounds memory, amortises calls)
+
+
+class _Group:
+    """Candidate positions of one source in one group for a batch of days, from the group's own stream."""
+
+    __slots__ = ("rng", "g", "p", "start", "size", "days", "uniforms", "span", "first", "stop", "pos", "bounds", "u")
+
+    def __init__(self, rng: np.random.Generator, g: int, p: float, start: int, size: int, days: int, uniforms: int):
+        self.rng, self.g, self.p, self.start, self.size, self.days, self.uniforms = rng, g, p, start, size, days, uniforms
+        per_day = p * size
+        self.span = int(max(1, min(days, TARGET_CHUNK_EVENTS // max(per_day, 1.0))))
+        self.first = self.stop = 0
+
+    def fill(self, day0: int) -> None:
+        span = min(self.span, self.days - day0)
+        self.pos = bernoulli_positions(self.rng, self.size * span, self.p)
+        self.bounds = np.searchsorted(self.pos, np.arange(span + 1, dtype=np.int64) * self.size)
+        self.u = [self.rng.random(len(self.pos), dtype=np.float32) for _ in range(self.uniforms)]
+        self.first, self.stop = day0, day0 + span
+
+
+class Batches:
+    """Candidate events of one source, sliced one day at a time; each group draws from its own stream in
+    batches sized by its own rate, so one group's parameters never move another group's draws."""
+
+    def __init__(self, rngs: list[np.random.Generator], p: np.ndarray, starts: np.ndarray, sizes: np.ndarray,
+                 days: int, uniforms: int):
+        self.uniforms = uniforms
+        self.parts = [_Group(rngs[g], g, float(pg), int(start), int(size), days, uniforms)
+                      for g, (pg, start, size) in enumerate(zip(p, starts, sizes)) if size > 0 and pg > 0]
+
+    def day(self, t: int):
+        """Candidates of day t: ids (group 0's first, each group's ascending), their groups, uniforms."""
+        ids, grp, us = [], [], [[] for _ in range(self.uniforms)]
+        for part in self.parts:
+            if t >= part.stop:
+                part.fill(t)
+            k = t - part.first
+            s, e = part.bounds[k], part.bounds[k + 1]
+            ids.append(part.pos[s:e] + (part.start - k * part.size))
+            grp.append(np.full(e - s, part.g, dtype=np.uint8))
+            for j in range(self.uniforms):
+                us[j].append(part.u[j][s:e])
+        if len(ids) == 1:
+            return ids[0], grp[0], [x[0] for x in us]
+        if not ids:
+            empty = np.empty(0, dtype=np.float32)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint8), [empty] * self.uniforms
+        return np.concatenate(ids), np.concatenate(grp), [np.concatenate(x) for x in us]

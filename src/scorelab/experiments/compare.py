@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .._version import __version__
 from ..config.loader import ConfigError, load_policy, load_scenario, resolve_source, scenario_from_dict, parse_toml
 from ..store import check_writable
 from .execute import Listener, Report, RunTask, check_scheduler, execute, is_done, partition_dir, replicate_seed, write_json
@@ -211,6 +211,28 @@ def analyse(out: Path, p: dict[str, Any], rep: Report, confidence: float = 0.95)
 
     write_report(cmp, out / "report.html")
     return cmp
+
+
+def reanalyse(out: Path, confidence: float | None = None) -> Comparison:
+    """Recompute a finished comparison directory's tables and report from its runs (nothing is simulated)."""
+    import json
+
+    from .execute import FAILURES, Outcome
+
+    out = Path(out)
+    path = out / MANIFEST
+    if not path.is_file():
+        raise ConfigError(str(out), None, f"no {MANIFEST} here: not a comparison directory")
+    p = json.loads(path.read_text())
+    tasks = tasks_of(p)
+    failed = []
+    if (out / FAILURES).is_file():
+        for f in json.loads((out / FAILURES).read_text()):
+            failed.append(Outcome(f["run"], "failed", f.get("parameters", {}), f.get("seed", 0), error=f.get("error", "")))
+    if confidence is None and (out / "comparison.json").is_file():
+        confidence = json.loads((out / "comparison.json").read_text()).get("confidence")
+    rep = Report(total=len(tasks), skipped=sum(is_done(out, t.rel) for t in tasks), failed=failed)
+    return analyse(out, p, rep, confidence or 0.95)
 
 
 def _json_paired(p: Paired) -> dict[str, Any]:

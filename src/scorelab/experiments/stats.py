@@ -95,3 +95,17 @@ def paired(baseline: np.ndarray, arm: np.ndarray, confidence: float = 0.95) -> P
     sd = float(d.std(ddof=1))
     half = t_quantile(confidence, n - 1) * sd / math.sqrt(n)
     return Paired(n, float(a.mean()), float(b.mean()), mean, sd, mean - half, mean + half, confidence)
+
+
+def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean of ``values`` (NaNs dropped) with a Student-t interval: (mean, low, high, n); NaN bounds below n = 2."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    n = int(len(v))
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(v.mean())
+    if n < 2:
+        return mean, math.nan, math.nan, n
+    half = t_quantile(confidence, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half, n

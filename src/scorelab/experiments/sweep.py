@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ..config.strict import StrictModel
 
-from .. import __version__
+from .._version import __version__
 from ..config.loader import ConfigError, explain, load_scenario, parse_toml, resolve_source, scenario_from_dict
 from . import paths
 from ..store import check_writable

@@ -1,15 +1,31 @@
-"""The registry of mechanism plugins, in the order the kernel calls their stages.
+"""The registry of mechanism plugins: the order the kernel constructs them and calls each of their stages.
 
-Adding a mechanism: write its module (config model, tables, stages, events, declared metrics; see
-``base.py``), list its class here, and give the policy or scenario a field for its config.
+Adding a mechanism: write its module (config, tables, stages, events, declared metrics; see ``base.py``),
+list its class here, and give the policy or scenario a field for its config.
+
+The order matters where mechanisms meet: the graphs come first (others read them); blocked attempts are
+refused before sub-score events are set apart (both in ``observe``); listings from before the run are drawn
+(``pre_score``, day 0) and set (``apply``) before removals and extensions; due process filters the day's
+observations before money is counted on what scores; reversals apply before the composite's monthly
+update and the peer ratings, which set the score from their own state; red lists see the final points.
 """
 
 from __future__ import annotations
 
-from .base import Mechanism, Metric, ShardContext
+from .base import Mechanism, Metric
+from .blocks import Blocks
+from .caps import Caps
+from .composite import Composite
+from .due_process import DueProcess
+from .graphs import Graphs
+from .lists import Lists
+from .money import Money
+from .peer import Peer
+from .privileges import Privileges
 from .redlist import RedLists
 
-REGISTRY: tuple[type[Mechanism], ...] = (RedLists,)
+REGISTRY: tuple[type[Mechanism], ...] = (Graphs, Lists, Privileges, Blocks, Caps, DueProcess, Money, Composite,
+                                         Peer, RedLists)
 
 
 def check_all(sc) -> None:
@@ -27,4 +43,4 @@ def compile_all(sc, params) -> tuple[tuple[type[Mechanism], object], ...]:
     return tuple(out)
 
 
-__all__ = ["Mechanism", "Metric", "ShardContext", "REGISTRY", "check_all", "compile_all"]
+__all__ = ["Mechanism", "Metric", "REGISTRY", "check_all", "compile_all"]

@@ -1,85 +1,37 @@
-"""The mechanism plugin interface: what a mechanism brings, and the shard context it runs in.
+"""The mechanism plugin interface: what a mechanism brings, and the stages it joins.
 
 A mechanism is one class, registered once in ``plugins/__init__.py``. It brings
 
-* its config (a pydantic model the policy or scenario holds) and ``check(scenario)`` for cross-references;
+* its config (a pydantic model the policy or scenario holds; ``config`` names it) and ``check(scenario)``
+  for cross-references;
 * ``compile(scenario, params)`` -> its frozen tables (or None when the scenario does not use it);
 * ``rules`` and ``targets`` it adds to the event log (rule names of its score changes, names of the lists
-  or states its ``enter``/``leave`` events act on);
+  or states its events act on);
 * ``metrics``: the per-day, per-group outputs it declares (name, kind, unit, meaning) — the store, the run
   summary and the report read these declarations, never name prefixes;
-* per-shard state and the stages it joins: ``pre_score`` (before scores change; returns the citizens it will
-  touch), ``apply`` (after the rules' points), ``end_day`` (after the aggregates), ``citizens`` (its
-  per-citizen outputs).
+* its per-shard state (built in ``__init__`` over the shard state) and the stages it joins, each a method
+  of (state, day) that the kernel calls at its place in the day (engine/stages.py ``DAY``):
+  ``gate`` (inside behave: drop true events the citizen's state does not allow), ``observe`` (filter
+  today's observations), ``pre_score`` (before scores change; appends to ``day.extra`` the citizens it will
+  change), ``apply`` (after the rules' points), ``end_day`` (after the aggregates), ``finish`` (after the
+  last day), ``citizens`` (its per-citizen outputs).
 
-The kernel calls the active mechanisms' stages in registry order; a mechanism draws from its own random
-stream (``ctx.rng``), so switching it on never moves the behaviour streams.
+A stage a class does not override is not called. The kernel calls each stage of the active mechanisms in
+registry order. A mechanism draws from its own stream (``state.rng(key)``), so switching it on never
+moves the behaviour streams; the preset mechanisms that predate this interface share four named legacy
+streams (``state.legacy_stream``) so that every preset's figures stayed as they were.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-Kind = Literal["count", "stock", "sum", "mean"]
+from ..engine.outputs import Metric
 
-
-@dataclass(frozen=True)
-class Metric:
-    """One declared output column of metrics.parquet (per day and group, and `all`).
-
-    kind: ``count`` events that day; ``stock`` citizens in a state at the end of the day (``target``: the
-    event-log target whose enter/leave events give each citizen's days in it); ``sum`` a quantity that day;
-    ``mean`` a ratio of two sums (``<name>.num`` / ``<name>.den``)."""
-
-    name: str
-    kind: Kind
-    unit: str
-    meaning: str
-    target: str | None = None
-
-
-class ShardContext:
-    """What a mechanism may read and write in one shard: sizes, metrics, the event log, its own stream."""
-
-    def __init__(self, P, spec, sizes: np.ndarray, starts: np.ndarray, bounds: np.ndarray,
-                 metrics: dict[str, np.ndarray], log, rule_code: dict[str, int], target_code: dict[str, int]):
-        self.P, self.spec, self.sizes, self.starts, self.bounds = P, spec, sizes, starts, bounds
-        self.n, self.G, self.T = int(sizes.sum()), len(sizes), P.days
-        self.metrics, self.log = metrics, log
-        self.rule_code, self.target_code = rule_code, target_code
-
-    def rng(self, key: int) -> np.random.Generator:
-        """The mechanism's own stream in this shard (``key``: a number the mechanism owns)."""
-        ss = np.random.SeedSequence(self.spec.seed, spawn_key=(self.spec.index, 0x9106, key))
-        return np.random.Generator(np.random.PCG64(ss))
-
-    def group_of(self, ids: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.bounds, ids, side="right")
-
-    def count(self, ids: np.ndarray, weights=None) -> np.ndarray:
-        return np.bincount(self.group_of(ids), weights=weights, minlength=self.G)
-
-    def declare(self, metric: Metric) -> None:
-        if metric.kind == "mean":
-            for part in ("num", "den"):
-                self.metrics.setdefault(f"{metric.name}.{part}", np.zeros((self.T, self.G)))
-        else:
-            self.metrics.setdefault(metric.name, np.zeros((self.T, self.G), dtype=np.int64))
-
-    def score_change(self, t: int, ids: np.ndarray, delta: np.ndarray, score: np.ndarray, rule: str) -> None:
-        """Add ``delta`` to the scores of ``ids``: a score event of ``rule``, and the points metrics."""
-        if len(ids) == 0:
-            return
-        delta = np.broadcast_to(np.asarray(delta, dtype=np.int64), (len(ids),))
-        score[ids] = (score[ids].astype(np.int64) + delta).astype(score.dtype)
-        self.log.emit("score", t, ids, rule=self.rule_code[rule], points=delta)
-        pos = self.count(ids, weights=np.maximum(delta, 0).astype(np.float64))
-        neg = self.count(ids, weights=np.maximum(-delta, 0).astype(np.float64))
-        self.metrics["points_awarded"][t] += pos.astype(np.int64)
-        self.metrics["points_deducted"][t] += neg.astype(np.int64)
+if TYPE_CHECKING:
+    from ..engine.state import Day, ShardState
 
 
 class Mechanism:
@@ -119,20 +71,43 @@ class Mechanism:
         """Resident bytes per citizen of the mechanism's shard state (memory estimates)."""
         return 0.0
 
-    # ---- per shard ----
-    def __init__(self, compiled, ctx: ShardContext):
-        self.c, self.ctx = compiled, ctx
-        for m in self.metrics(compiled, ctx.P):
-            ctx.declare(m)
+    @staticmethod
+    def extra_rows(compiled, penalty_rows: float) -> float:
+        """Event-log rows the mechanism adds per citizen and day (memory estimates)."""
+        return 0.0
 
-    def pre_score(self, t: int, obs: list, true_ids: list[np.ndarray], score: np.ndarray, listed) -> list[np.ndarray]:
+    # ---- per shard ----
+    def __init__(self, compiled, S: ShardState):
+        self.c = compiled
+        for m in self.metrics(compiled, S.P):
+            S.declare(m)
+
+    @classmethod
+    def joins(cls, stage: str) -> bool:
+        """Whether the class overrides ``stage`` (only those stages are called)."""
+        return getattr(cls, stage) is not getattr(Mechanism, stage)
+
+    def gated_behaviours(self) -> list[int]:
+        """Behaviours whose true events ``gate`` filters."""
         return []
 
-    def apply(self, t: int, obs: list, score: np.ndarray, listed, calendar: dict) -> None:
+    def gate(self, b: int, ids: np.ndarray, grp: np.ndarray, u_obs: np.ndarray, S: ShardState, t: int):
+        return ids, grp, u_obs
+
+    def observe(self, S: ShardState, D: Day) -> None:
         pass
 
-    def end_day(self, t: int, touched: np.ndarray) -> None:
+    def pre_score(self, S: ShardState, D: Day) -> None:
         pass
 
-    def citizens(self, ids: np.ndarray, score: np.ndarray) -> dict[str, np.ndarray]:
+    def apply(self, S: ShardState, D: Day) -> None:
+        pass
+
+    def end_day(self, S: ShardState, D: Day) -> None:
+        pass
+
+    def finish(self, S: ShardState) -> None:
+        pass
+
+    def citizens(self, ids: np.ndarray, S: ShardState) -> dict[str, np.ndarray]:
         return {}

@@ -53,6 +53,7 @@ class RedListTables:
 
 class RedLists(Mechanism):
     name = "red_lists"
+    config = "policy.red_lists"
 
     @staticmethod
     def check(sc) -> None:
@@ -109,21 +110,22 @@ class RedLists(Mechanism):
     def citizen_bytes(c: RedListTables) -> float:
         return 4.0 * len(c.names)
 
-    def __init__(self, compiled: RedListTables, ctx):
-        super().__init__(compiled, ctx)
-        self.until = np.full((len(compiled.names), ctx.n), -1, dtype=np.int32)  # on the list while day < until
+    def __init__(self, compiled: RedListTables, S):
+        super().__init__(compiled, S)
+        self.until = np.full((len(compiled.names), S.n), -1, dtype=np.int32)  # on the list while day < until
         self.calendar: list[dict[int, list[np.ndarray]]] = [{} for _ in compiled.names]
+        self.code = [S.target_code[name] for name in compiled.names]
 
-    def apply(self, t: int, obs: list, score: np.ndarray, listed, calendar: dict) -> None:
-        c, ctx = self.c, self.ctx
+    def apply(self, S, D) -> None:
+        c, t = self.c, D.t
         for k, name in enumerate(c.names):
-            stock = ctx.metrics[f"red_listed_{name}"]
+            stock = S.metrics[f"red_listed_{name}"]
             end = t + int(c.duration[k])
-            for b, ids, false in obs:
+            for b, ids, false in D.obs:
                 if b != c.trigger[k] or len(ids) == 0:
                     continue
                 if c.min_score[k] is not None:
-                    ids = ids[score[ids] >= c.min_score[k]]
+                    ids = ids[S.score[ids] >= c.min_score[k]]
                 ids = np.unique(ids)
                 if len(ids) == 0:
                     continue
@@ -132,23 +134,23 @@ class RedLists(Mechanism):
                 self.until[k, ids] = end
                 self.calendar[k].setdefault(end, []).append(ids)
                 if len(again):
-                    ctx.log.emit("renew", t, again, rule=int(b), false=false, target=ctx.target_code[name], until=end)
-                    ctx.metrics[f"red_list_renewals_{name}"][t] += ctx.count(again).astype(np.int64)
+                    S.log.emit("renew", t, again, rule=int(b), false=false, target=self.code[k], until=end)
+                    S.metrics[f"red_list_renewals_{name}"][t] += S.count(again).astype(np.int64)
                 if len(new):
-                    ctx.log.emit("enter", t, new, rule=int(b), false=false, target=ctx.target_code[name], until=end)
-                    got = ctx.count(new).astype(np.int64)
-                    ctx.metrics[f"red_list_entries_{name}"][t] += got
+                    S.log.emit("enter", t, new, rule=int(b), false=false, target=self.code[k], until=end)
+                    got = S.count(new).astype(np.int64)
+                    S.metrics[f"red_list_entries_{name}"][t] += got
                     stock[t:] += got
                     if c.reward[k]:
-                        ctx.score_change(t, new, int(c.reward[k]), score, f"red_list:{name}")
-                        ctx.metrics[f"red_list_points_{name}"][t] += got * int(c.reward[k])
+                        S.score_change(t, new, int(c.reward[k]), f"red_list:{name}")
+                        S.metrics[f"red_list_points_{name}"][t] += got * int(c.reward[k])
             # expiries today, after today's renewals (a renewed listing has a later end)
             for ids in self.calendar[k].pop(t, []):
                 gone = np.unique(ids[self.until[k, ids] == t])
                 if len(gone):
                     self.until[k, gone] = -1
-                    ctx.log.emit("leave", t, gone, target=ctx.target_code[name])
-                    stock[t:] -= ctx.count(gone).astype(np.int64)
+                    S.log.emit("leave", t, gone, target=self.code[k])
+                    stock[t:] -= S.count(gone).astype(np.int64)
 
-    def citizens(self, ids: np.ndarray, score: np.ndarray) -> dict[str, np.ndarray]:
+    def citizens(self, ids: np.ndarray, S) -> dict[str, np.ndarray]:
         return {f"x_red_listed_until_{name}": self.until[k, ids] for k, name in enumerate(self.c.names)}

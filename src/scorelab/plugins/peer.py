@@ -1,0 +1,159 @@
+"""Peer rating (Black Mirror's "Nosedive"): citizens meet contacts, rate each other 1-5 stars, and the score
+is the weighted, fading mean of the stars received (x 100), weighted by the rater's own rating.
+
+Config: ``[peer]`` (config/extensions.py): the network met (plugins/graphs.py), interaction rate, honest
+behaviour per group, noise, status deference, politeness, an incident that lowers a citizen's stars for a
+while, and the cost of being seen with a low-rated person (association). Traits start from the legacy
+``init`` stream; interactions draw from the legacy ``peer`` stream.
+
+Events: score changes of rule ``peer_rating``. Metrics: interactions, and the means fakeness (stars given
+minus honest stars), stars_given, stars_honest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config.extensions import per_group_level
+from ..engine.graph import union_networks
+from ..engine.sampling import bernoulli_positions
+from .base import Mechanism, Metric
+
+
+@dataclass(frozen=True)
+class PeerTables:
+    network: tuple[str, ...]
+    interactions: float
+    start_rating: float
+    prior_weight: float
+    memory_days: float
+    behaviour_mean: np.ndarray  # [G]
+    behaviour_spread: float
+    noise: float
+    status: float
+    politeness: float
+    incident_behaviour: int  # -1 none
+    incident_days: int
+    incident_factor: float
+    incident_drop: float
+    assoc_below: float  # 0 = no association cost
+    assoc_star: float
+    assoc_weight: float
+
+
+class Peer(Mechanism):
+    name = "peer"
+    config = "peer"
+
+    @staticmethod
+    def compile(sc, params) -> PeerTables | None:
+        pr = sc.peer
+        if not pr:
+            return None
+        inc, assoc = pr.incident, pr.association
+        return PeerTables(
+            (pr.network,) if isinstance(pr.network, str) else tuple(pr.network), pr.interactions, pr.start_rating,
+            pr.prior_weight, pr.memory_days, np.array(per_group_level(sc, pr.behaviour_mean)), pr.behaviour_spread,
+            pr.noise, pr.status, pr.politeness,
+            list(params.behaviours).index(inc.behaviour) if inc else -1, inc.days if inc else 0,
+            inc.factor if inc else 1.0, inc.opinion_drop if inc else 0.0,
+            assoc.below if assoc else 0.0, assoc.star if assoc else 1.0, assoc.weight if assoc else 0.0)
+
+    @staticmethod
+    def rules(c: PeerTables) -> list[str]:
+        return ["peer_rating"]
+
+    @staticmethod
+    def metrics(c: PeerTables, params) -> list[Metric]:
+        return [Metric("interactions", "count", "interactions", "interactions started (each gives two ratings)"),
+                Metric("fakeness", "mean", "stars", "stars given minus the honest stars, per rating", weight="interactions"),
+                Metric("stars_given", "mean", "stars", "stars given per rating", weight="interactions"),
+                Metric("stars_honest", "mean", "stars", "stars an honest rater would have given", weight="interactions")]
+
+    @staticmethod
+    def citizen_bytes(c: PeerTables) -> float:
+        return 16
+
+    @staticmethod
+    def extra_rows(c: PeerTables, penalty_rows: float) -> float:
+        return 2.0 * c.interactions
+
+    def __init__(self, c: PeerTables, S):
+        super().__init__(c, S)
+        self.rng = S.legacy_stream("peer")
+        gid = np.repeat(np.arange(S.G), S.sizes)
+        init = S.legacy_stream("init")
+        self.trait = np.clip(c.behaviour_mean[gid] + c.behaviour_spread * init.standard_normal(S.n), 1.0, 5.0).astype(np.float32)
+        self.num = np.zeros(S.n, dtype=np.float32)  # decayed sum of weight x stars received
+        self.den = np.zeros(S.n, dtype=np.float32)  # decayed sum of weights
+        self.last = np.zeros(S.n, dtype=np.int16)
+        self.incident_until = np.zeros(S.n, dtype=np.int16)
+        self.net = union_networks([S.plugins["graphs"].networks[name] for name in c.network])
+        self.pending = None
+
+    def pre_score(self, S, D) -> None:
+        self.pending = self._interact(S, D.t, D.true_ids)
+        D.extra.append(self.pending[0])
+
+    def apply(self, S, D) -> None:
+        ids, new = self.pending
+        delta = new - S.score[ids].astype(np.int64)
+        ch = delta != 0
+        S.score_change(D.t, ids[ch], delta[ch], "peer_rating")
+        self.pending = None
+
+    def _interact(self, S, t: int, true_ids: list[np.ndarray]):
+        c, rng, net, n = self.c, self.rng, self.net, S.n
+        if c.incident_behaviour >= 0:
+            self.incident_until[true_ids[c.incident_behaviour]] = t + c.incident_days
+        init = bernoulli_positions(rng, n, c.interactions)
+        deg = net.degree[init]
+        init = init[deg > 0]
+        deg = deg[deg > 0]
+        partner = net.indices[net.indptr[init] + (rng.random(len(init)) * deg).astype(np.int64)].astype(np.int64)
+        rater = np.concatenate([init, partner])
+        ratee = np.concatenate([partner, init])
+        m = len(rater)
+        r_rater = S.score[rater].astype(np.float64) / 100.0
+        r_ratee = S.score[ratee].astype(np.float64) / 100.0
+        incident = self.incident_until[ratee] > t
+        opinion = self.trait[ratee] - c.incident_drop * incident
+        impression = opinion + c.noise * rng.standard_normal(m)
+        honest = np.clip(np.rint(impression), 1, 5)
+        given = np.clip(np.rint(impression + c.status * (r_ratee - 3.0) + c.politeness), 1, 5)
+        weight = r_rater * np.where(incident, c.incident_factor, 1.0)
+        g = np.searchsorted(S.bounds, rater, side="right")
+        S.metrics["interactions"][t] += np.bincount(g, minlength=S.G)
+        for name, v in (("fakeness", given - honest), ("stars_given", given), ("stars_honest", honest)):
+            S.metrics[f"{name}.num"][t] += np.bincount(g, weights=v, minlength=S.G)
+            S.metrics[f"{name}.den"][t] += np.bincount(g, minlength=S.G)
+        recv, stars, w = [ratee], [given], [weight]
+        if c.assoc_weight > 0:
+            low = r_ratee < c.assoc_below  # onlookers mark down whoever is seen with a low-rated person
+            recv.append(rater[low])
+            stars.append(np.full(int(low.sum()), c.assoc_star))
+            w.append(np.full(int(low.sum()), c.assoc_weight))
+        recv, w = np.concatenate(recv), np.concatenate(w)
+        ws = w * np.concatenate(stars)
+        if 8 * len(recv) > n:  # dense day: one pass over the shard beats hashing
+            hits = np.bincount(recv, minlength=n)
+            uid = np.flatnonzero(hits)
+            add_w = np.bincount(recv, weights=w, minlength=n)[uid]
+            add_ws = np.bincount(recv, weights=ws, minlength=n)[uid]
+        else:
+            uid, inv = np.unique(recv, return_inverse=True)
+            add_w = np.bincount(inv, weights=w, minlength=len(uid))
+            add_ws = np.bincount(inv, weights=ws, minlength=len(uid))
+        fade = np.exp(-(t - self.last[uid].astype(np.float64)) / c.memory_days)
+        num = self.num[uid] * fade + add_ws
+        den = self.den[uid] * fade + add_w
+        self.num[uid], self.den[uid] = num, den
+        self.last[uid] = t
+        rating = (c.prior_weight * c.start_rating + num) / (c.prior_weight + den)
+        new = np.clip(np.rint(100.0 * rating), 100, 500).astype(np.int64)
+        return uid, new
+
+    def citizens(self, ids: np.ndarray, S) -> dict[str, np.ndarray]:
+        return {"x_rating": S.score[ids].astype(np.float32) / 100.0, "x_true_behaviour": self.trait[ids]}
