@@ -303,7 +303,7 @@ def test_cli_audit(rr1_run, tmp_path):
     # a damaged manifest: a clear error naming file and field, exit 2, nothing written
     bad = tmp_path / "damaged"
     bad.mkdir()
-    for t in ("metrics", "citizens", "events"):
+    for t in ("metrics", "citizens", "events", "distribution"):
         (bad / f"{t}.parquet").write_bytes((rr1_run.path / f"{t}.parquet").read_bytes())
     m = json.loads((rr1_run.path / "run.json").read_text())
     m["scenario"]["policy"]["rules"][0]["points"] = "lots"
@@ -315,7 +315,8 @@ def test_cli_audit(rr1_run, tmp_path):
     (bad / "run.json").write_text("{}")
     r = CliRunner().invoke(app, ["audit", str(bad)])
     assert r.exit_code == 2 and "not a scorelab run manifest" in r.output
-    assert sorted(p.name for p in bad.iterdir()) == ["citizens.parquet", "events.parquet", "metrics.parquet", "run.json"]
+    assert sorted(p.name for p in bad.iterdir()) == ["citizens.parquet", "distribution.parquet", "events.parquet",
+                                                     "metrics.parquet", "run.json"]
 
 
 def test_runs_without_detail_get_the_aggregate_audit(tmp_path):

@@ -129,8 +129,10 @@ def test_run_outcomes_enter_the_evidence(tmp_path):
 
 def test_cli_compliance(tmp_path):
     r = CliRunner().invoke(app, ["compliance", "rr1", "--json", str(tmp_path / "c.json")])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # rr1 fails checks: exit 1, so that a CI can gate on it
     assert "fail" in r.output and (tmp_path / "c.json").is_file()
+    r = CliRunner().invoke(app, ["compliance", "rr1", "--json", str(tmp_path / "no" / "c.json")])
+    assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "no").exists()
     r = CliRunner().invoke(app, ["compliance", str(tmp_path / "nope.toml")])
     assert r.exit_code == 2 and "no such scenario file" in r.output
     bad = tmp_path / "bad.toml"

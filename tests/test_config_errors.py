@@ -103,9 +103,17 @@ def test_existing_output_refused_unless_force(tmp_path):
     res = run_cli("run", "rr1", "-n", "500", "-t", "5", "--out", str(out), "--quiet")
     assert res.exit_code == 2 and "--force" in res.output
     assert (out / "keep.txt").read_text() == "mine"
+    # --force replaces a scorelab run directory only: a folder of the user's files is never deleted
     res = run_cli("run", "rr1", "-n", "500", "-t", "5", "--out", str(out), "--quiet", "--force")
+    assert res.exit_code == 2 and "not a scorelab run directory" in res.output
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    res = run_cli("run", "rr1", "-n", "500", "-t", "5", "--out", str(out), "--quiet", "--no-report")
     assert res.exit_code == 0, res.output
-    assert (out / "run.json").exists() and not (out / "keep.txt").exists()
+    res = run_cli("run", "rr1", "-n", "400", "-t", "5", "--out", str(out), "--quiet", "--force", "--no-report")
+    assert res.exit_code == 0, res.output
+    assert (out / "run.json").exists() and '"population": 400' in (out / "run.json").read_text()
 
 
 def test_population_too_large_is_refused_before_allocating(tmp_path):

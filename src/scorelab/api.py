@@ -14,23 +14,28 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from pydantic import ValidationError
 
 from ._version import __version__
-from .config.loader import ConfigError, load_scenario
+from .config.loader import ConfigError, load_scenario, short
 from .config.models import Scenario
 from .engine.outputs import declared
 from .engine.params import Params, compile_params
 from .engine import runner
-from .engine.checkpoint import finished_shards, load_plan, load_shard, partial_dir, save_plan, save_shard
+from .engine.checkpoint import check_shards, finished_shards, load_plan, load_shard, partial_dir, save_plan, save_shard
 from .engine.runner import Detail, default_workers, merge_metrics, plan_detail, plan_shards, run_shards
 from .store import (
     citizens_table,
+    OutputLock,
+    check_replaceable,
+    check_writable,
     commit_dir,
     distribution_table,
     events_table,
     metrics_table,
     read_manifest,
     staging_dir,
+    table_digests,
     write_manifest,
     write_parquet,
 )
@@ -189,7 +194,7 @@ class Run:
             tmp = staging_dir(out)
             for name, t in self._memory.items():
                 pq.write_table(t, tmp / f"{name}.parquet", compression="zstd", write_statistics=True)
-            write_manifest(tmp / "run.json", self._memory_manifest)
+            write_manifest(tmp / "run.json", {**self._memory_manifest, "sha256": table_digests(tmp)})
         commit_dir(tmp, out, force=False)
         return Run(out.resolve())
 
@@ -241,15 +246,32 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
     out = Path(out)
     if out.exists() and not force:
         raise ConfigError(str(out), None, "output directory exists; choose another --out or pass --force to replace it")
-    stage = partial_dir(out)
-    if stage.exists():
-        if not force:
-            raise ConfigError(str(out), None, f"an unfinished run of this directory exists ({stage}); "
-                                              "finish it with `scorelab run --resume` or pass --force to start over")
-        shutil.rmtree(stage)
-    plan = {"scenario": sc.model_dump(mode="json"), "seed": seed, "ledger": ledger, "backend": backend,
-            "shard_size": runner.shard_size_for(sc.scenario.population), "scorelab": __version__}
-    return _execute(sc, seed, out, stage, plan, ledger, workers, force, progress, resumed=False, backend=backend)
+    if force:
+        check_replaceable(out)  # only a scorelab run directory is ever deleted
+    check_writable(out)
+    with OutputLock(out):
+        if out.exists() and not force:  # another run finished it while we waited for nothing
+            raise ConfigError(str(out), None, "output directory exists; choose another --out or pass --force to replace it")
+        stage = partial_dir(out)
+        if stage.exists():
+            if not force:
+                raise ConfigError(str(out), None, f"an unfinished run of this directory exists ({stage}); "
+                                                  "finish it with `scorelab run --resume` or pass --force to start over")
+            shutil.rmtree(stage)
+        plan = {"scenario": sc.model_dump(mode="json"), "seed": seed, "ledger": ledger, "backend": backend,
+                "shard_size": runner.shard_size_for(sc.scenario.population), "scorelab": __version__}
+        try:
+            return _execute(sc, seed, out, stage, plan, ledger, workers, force, progress, resumed=False,
+                            backend=backend)
+        except OSError as e:  # a full disk, a folder removed under us: keep only what can be resumed
+            from .atomic import describe_os_error
+
+            kept = len(finished_shards(stage)) if stage.is_dir() else 0
+            if not kept:
+                shutil.rmtree(stage, ignore_errors=True)
+                raise ConfigError(str(out), None, f"{describe_os_error(e)}; nothing was kept") from None
+            raise ConfigError(str(out), None, f"{describe_os_error(e)}; {kept} finished shard(s) are kept: once the "
+                                              f"cause is fixed, finish with `scorelab run --resume {out}`") from None
 
 
 def resume(out: str | Path, workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> Run:
@@ -261,13 +283,21 @@ def resume(out: str | Path, workers: int | None = None, progress: Callable[[int,
         if (out / "run.json").exists():
             raise ConfigError(str(out), None, "this run is already complete; nothing to resume")
         raise ConfigError(str(out), None, f"no unfinished run to resume here (no checkpoint in {stage})")
-    sc = Scenario.model_validate(plan["scenario"])
+    try:
+        sc = Scenario.model_validate(plan["scenario"])
+    except ValidationError as e:
+        raise ConfigError(str(stage / "plan.json"), "scenario",
+                          f"the checkpoint's scenario is not valid for this scorelab ({e.errors()[0]['msg']}); "
+                          f"remove {stage} and run the scenario again") from None
     backend = plan.get("backend", "numpy")
+    if backend not in BACKENDS:
+        raise ConfigError(str(stage / "plan.json"), "backend", f"{short(backend)} is not a backend; the checkpoint is damaged")
     if backend == "numpy" and plan.get("shard_size") != runner.shard_size_for(sc.scenario.population):
         raise ConfigError(str(out), "shard_size", f"the run was started with shards of {plan.get('shard_size')} "
                                                   f"citizens, this scorelab uses {runner.shard_size_for(sc.scenario.population)}")
-    return _execute(sc, plan["seed"], out, stage, plan, plan.get("ledger"), workers, False, progress, resumed=True,
-                    backend=backend)
+    with OutputLock(out):
+        return _execute(sc, plan["seed"], out, stage, plan, plan.get("ledger"), workers, False, progress, resumed=True,
+                        backend=backend)
 
 
 def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, Any], ledger: str | None,
@@ -298,10 +328,13 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
     if checkpoints and not resumed:
         save_plan(stage, plan)
     done = finished_shards(stage) if resumed else {}
+    if resumed:
+        check_shards(stage, done, len(specs))
     t0 = time.perf_counter()
     fresh = run_shards(params, specs, workers=workers, progress=progress, skip=set(done), backend=backend,
                        done=(lambda r: save_shard(stage, r)) if checkpoints else None)
     sim_s = time.perf_counter() - t0
+    simulated = sum(s.size for s in specs if s.index not in done)
     by_index = {r.index: r for r in fresh}
     results = [by_index[s.index] if s.index in by_index else load_shard(done[s.index]) for s in specs]
 
@@ -334,7 +367,9 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             "bytes_per_citizen_state": state_bytes_per_citizen(params),
             "wall_seconds": round(wall, 4),
             "simulate_seconds": round(sim_s, 4),
-            "agent_days_per_second": params.population * params.days / wall,
+            # throughput of this call's simulation alone: a resumed run simulates only its missing shards
+            "simulated_agent_days": simulated * params.days,
+            "agent_days_per_second": simulated * params.days / wall if simulated else 0.0,
             "versions": {"python": platform.python_version(), "numpy": np.__version__,
                          "pyarrow": __import__("pyarrow").__version__,
                          "pydantic": __import__("pydantic").__version__,
@@ -344,6 +379,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             "outputs": [{"name": m.name, "kind": m.kind, "unit": m.unit, "meaning": m.meaning}
                         for m in declared(params)],  # every column of metrics.parquet but day, group, population
         }
+        manifest["sha256"] = table_digests(tmp)  # check_run verifies them: a damaged page is never read as numbers
         write_manifest(tmp / "run.json", manifest)
         commit_dir(tmp, out, force)
     except BaseException:

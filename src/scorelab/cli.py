@@ -13,12 +13,32 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 
-from .config.loader import ConfigError
+from .config.loader import ConfigError, short
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+class _SafeGroup(TyperGroup):
+    """Every command runs inside this: a ConfigError, a failed file operation (full disk, read-only or
+    vanished folder, a link loop), absurd nesting or exhausted memory end in one line and exit 2."""
+
+    def invoke(self, ctx):
+        from .atomic import describe_os_error
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as e:
+            fail(str(e))
+        except OSError as e:
+            fail(describe_os_error(e))
+        except RecursionError:
+            fail("the input is nested too deeply to read (a table or list inside itself hundreds of times)")
+        except MemoryError:
+            fail("out of memory; simulate fewer citizens or keep less detail (--ledger none)")
+
+
+app = typer.Typer(cls=_SafeGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulate social scoring systems over synthetic societies and measure what they do to people.")
 console = Console()
 err = Console(stderr=True)
@@ -34,6 +54,20 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _output_file(option: str, path: Path) -> None:
+    """An output file's folder must exist and be writable, and the path must not be a folder: checked first."""
+    from .store import check_writable
+
+    if path.is_dir():
+        fail(f"{option}: {path} is a folder; name a file")
+    if not path.parent.is_dir():
+        fail(f"{option}: the folder {path.parent} does not exist; create it or name a file in an existing folder")
+    try:
+        check_writable(path, option)
+    except ConfigError as e:
+        fail(str(e))
+
+
 def _positive(name: str, value: Optional[int]) -> None:
     if value is not None and value <= 0:
         fail(f"{name}: {value} is not allowed; give a whole number of at least 1")
@@ -43,9 +77,9 @@ def _ledger_option(value: str) -> str:
     v = value.strip().lower().replace("_", "").replace(",", "")
     if v in ("auto", "all", "none"):
         return v
-    if v.isdigit() and int(v) > 0:
+    if re.fullmatch(r"[0-9]{1,19}", v) and int(v) > 0:  # ASCII digits only ("²".isdigit() is True)
         return v
-    fail(f"--ledger: {value!r} is not allowed; use all, none, auto, or a number of citizens to sample (e.g. 1000000)")
+    fail(f"--ledger: {short(value)} is not allowed; use all, none, auto, or a number of citizens to sample (e.g. 1000000)")
     return v
 
 
@@ -84,7 +118,7 @@ def print_summary(run) -> None:
             mech.add_row(label, value)
         console.print(mech)
     m = run.manifest
-    console.print(f"{m['population'] * m['days']:,} agent-days in {m['wall_seconds']:.2f} s "
+    console.print(f"{m.get('simulated_agent_days', m['population'] * m['days']):,} agent-days simulated in {m['wall_seconds']:.2f} s "
                   f"({m['agent_days_per_second'] / 1e6:,.1f} million agent-days/s); detail kept for {m['detail']['kept'] or 'no citizens'}")
 
 
@@ -345,6 +379,8 @@ def compliance(
 
     from .audit.compliance import compliance as check
 
+    if json_out is not None:
+        _output_file("--json", json_out)
     try:
         df = check(target)
     except ConfigError as e:
@@ -363,8 +399,12 @@ def compliance(
     counts = df["verdict"].value_counts()
     console.print(f"{counts.get('fail', 0)} fail, {counts.get('warn', 0)} warn, {counts.get('pass', 0)} pass")
     if json_out is not None:
-        df.to_json(json_out, orient="records", indent=1)
+        from .atomic import write_atomic
+
+        write_atomic(json_out, lambda p: df.to_json(p, orient="records", indent=1))
         console.print(f"written: {json_out}")
+    if counts.get("fail", 0):  # a status a CI can use: 1 when any check fails (0 with warnings alone)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -536,6 +576,7 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="local worker processes (default: all cores)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    yes: bool = typer.Option(False, "--yes", help="run a sweep of more than 10,000 runs"),
 ) -> None:
     """Run a parameter sweep (grid or random draws, replicates); resumable after any kill."""
     from .engine.runner import default_workers
@@ -553,7 +594,8 @@ def sweep(
             if resume is not None:
                 plan, report = sweep_mod.resume(resume, **kw)
             else:
-                plan, report = sweep_mod.start(sweep_file, target, **kw)  # type: ignore[arg-type]
+                plan, report = sweep_mod.start(sweep_file, target, max_runs=None if yes else sweep_mod.MAX_RUNS,
+                                               **kw)  # type: ignore[arg-type]
     except ConfigError as e:
         fail(str(e))
         return
@@ -588,6 +630,8 @@ def query(
     _positive("--max-rows", max_rows)
     if out is not None and out.suffix not in (".csv", ".parquet"):
         fail(f"--out: {out} is not allowed; name a .csv or .parquet file")
+    if out is not None:
+        _output_file("--out", out)
     try:
         df = run_query(directory, sql)
     except ConfigError as e:
@@ -595,10 +639,12 @@ def query(
         return
     console.print(render(df, max_rows))
     if out is not None:
+        from .atomic import write_atomic
+
         if out.suffix == ".csv":
-            df.to_csv(out, index=False)
+            write_atomic(out, lambda p: df.to_csv(p, index=False))
         else:
-            df.to_parquet(out, index=False)
+            write_atomic(out, lambda p: df.to_parquet(p, index=False))
         console.print(f"{len(df):,} rows written to {out}")
 
 
@@ -640,11 +686,30 @@ def lab(
 
 
 def main() -> None:
+    """The entry point: whatever goes wrong with a user's input or the machine ends in one line and exit 2
+    (see `_SafeGroup`); Ctrl-C and SIGTERM end with 130."""
+    from .engine.workers import terminate_as_interrupt
+
+    terminate_as_interrupt()
     try:
         app()
     except KeyboardInterrupt:
         err.print("interrupted; nothing was written to the run directory")
         sys.exit(130)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        console.print(f"scorelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Simulate social scoring systems over synthetic societies and measure what they do to people."""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -193,9 +193,35 @@ def citizens_table(params: Params, results: list[ShardResult], events: pa.Table)
     return pa.table(cols)
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def clean_stale(out: Path) -> int:
+    """Remove ``.NAME.partial-PID`` and ``.NAME.old-PID`` folders left next to ``out`` by killed runs (PID dead)."""
+    import glob
+
+    out = Path(out).resolve()
+    n = 0
+    for kind in ("partial", "old"):
+        for p in out.parent.glob(glob.escape(f".{out.name}.{kind}-") + "*"):
+            tail = p.name.rsplit("-", 1)[-1]
+            if tail.isdigit() and int(tail) != os.getpid() and not pid_alive(int(tail)) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+                n += 1
+    return n
+
+
 def staging_dir(out: Path) -> Path:
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -203,12 +229,132 @@ def staging_dir(out: Path) -> Path:
     return tmp
 
 
+def manifest_kind(path: Path) -> str | None:
+    """"run", "sweep" or "comparison" when ``path`` is a directory scorelab wrote (by its manifest), else None."""
+    path = Path(path)
+    for name, kind in (("run.json", "run"), ("sweep.json", "sweep"), ("compare.json", "comparison")):
+        f = path / name
+        if f.is_file():
+            try:
+                data = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and ("scorelab" in data or data.get("kind") in ("sweep", "compare", "comparison")):
+                return kind
+    return None
+
+
+def check_replaceable(out: Path, kinds: tuple[str, ...] = ("run",)) -> None:
+    """Refuse to delete ``out`` unless it is a scorelab directory of one of ``kinds`` (or empty), and never
+    the current directory, the home directory, a file system root or a folder holding the current directory."""
+    from .config.loader import ConfigError
+
+    target = Path(out).resolve()
+    cwd, home = Path.cwd().resolve(), Path.home().resolve()
+    if target in (cwd, home, Path(target.anchor)) or cwd.is_relative_to(target):
+        raise ConfigError(str(out), None, "--force will not replace the current directory, a folder that holds it, "
+                                          "your home directory or a root; choose a new --out")
+    if not target.exists():
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise ConfigError(str(out), None, "exists and is not a scorelab run directory (it is a file or a link); "
+                                          "--force replaces only a run directory; choose another --out")
+    if not any(target.iterdir()):
+        return
+    kind = manifest_kind(target)
+    if kind not in kinds:
+        what = f"a scorelab {kind} directory" if kind else "not a scorelab run directory (no run.json manifest)"
+        raise ConfigError(str(out), None, f"exists and is {what}; --force replaces only a "
+                                          f"{' or '.join(kinds)} directory, so nothing was deleted; choose another --out")
+
+
+def check_writable(out: Path, what: str = "--out") -> None:
+    """Fail before any work when ``out`` cannot be created: a parent is a file, read-only, not a real folder."""
+    from .atomic import describe_os_error
+    from .config.loader import ConfigError
+    import tempfile
+
+    target = Path(os.path.abspath(out))
+    parent = target.parent
+    while not parent.exists():
+        if parent.is_symlink():  # a dangling link
+            raise ConfigError(str(out), what, f"{parent} is a broken symbolic link")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(str(out), what, f"{parent} is a file, not a folder; choose another location")
+    if str(parent).startswith(("/proc", "/sys", "/dev")):
+        raise ConfigError(str(out), what, f"{parent} is a system folder, not storage; choose another location")
+    try:
+        with tempfile.TemporaryFile(dir=parent, prefix=".scorelab-write-test-"):
+            pass
+    except OSError as e:
+        raise ConfigError(str(out), what, f"cannot write in {parent}: {describe_os_error(e)}") from None
+
+
+class OutputLock:
+    """An exclusive lock on writing ``out`` (``.NAME.lock`` beside it), so that two runs never race for one
+    directory; the second is refused at once. Removed when released."""
+
+    def __init__(self, out: Path):
+        out = Path(out).resolve()
+        self.path = out.parent / f".{out.name}.lock"
+        self.out = out
+        self.fd: int | None = None
+
+    def __enter__(self) -> "OutputLock":
+        import fcntl
+
+        from .config.loader import ConfigError
+
+        self.created = []  # folders made for the lock: removed again if the run leaves nothing in them
+        d = self.path.parent
+        while not d.exists():
+            self.created.append(d)
+            d = d.parent
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                self.__exit__()
+                raise ConfigError(str(self.out), None, "another scorelab process is writing this directory right now "
+                                                       f"(lock {self.path}); wait for it or choose another --out") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a lock file its previous holder removed while we opened it
+                self.fd = fd
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return self
+            os.close(fd)
+        self.__exit__()
+        raise ConfigError(str(self.out), None, "could not lock this directory for writing; try again")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+        for d in self.created:  # deepest first
+            try:
+                d.rmdir()
+            except OSError:  # not empty: the run (or someone) wrote there
+                break
+
+
 def commit_dir(tmp: Path, out: Path, force: bool) -> None:
-    """Rename the finished staging directory into place (replacing `out` only with force)."""
+    """Rename the finished staging directory into place (replacing `out` only with force, and only a run directory)."""
     out = out.resolve()
     if out.exists():
         if not force:
             raise FileExistsError(str(out))
+        check_replaceable(out)
         trash = out.parent / f".{out.name}.old-{os.getpid()}"
         os.rename(out, trash)
         os.rename(tmp, out)
@@ -217,8 +363,26 @@ def commit_dir(tmp: Path, out: Path, force: bool) -> None:
         os.rename(tmp, out)
 
 
+def file_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def table_digests(run_dir: Path) -> dict[str, str]:
+    """sha256 of every table of a run directory (recorded in run.json, verified by rundir.check_run)."""
+    return {p.name: file_digest(p) for p in sorted(Path(run_dir).glob("*.parquet"))
+            if p.stem in ("metrics", "citizens", "events", "distribution")}
+
+
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+    from .atomic import write_json_atomic
+
+    write_json_atomic(path, manifest, indent=2, sort_keys=False)
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..config.loader import ConfigError
+from ..rundir import read_table
 from ..config.models import Scenario
 from ..engine.params import Params, compile_params
 from .counterfactual import counterfactual_events
@@ -58,16 +59,16 @@ class RunData:
 
     @cached_property
     def metrics(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "metrics.parquet")
+        return read_table(self.path / "metrics.parquet")
 
     @cached_property
     def citizens(self) -> pd.DataFrame:
-        c = pd.read_parquet(self.path / "citizens.parquet")
+        c = read_table(self.path / "citizens.parquet")
         return c.sort_values("citizen", kind="stable").reset_index(drop=True)
 
     @cached_property
     def events(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "events.parquet")
+        return read_table(self.path / "events.parquet")
 
     @cached_property
     def ledger(self) -> pd.DataFrame:
@@ -188,21 +189,10 @@ class RunData:
 
 def open_run(run_dir: str | Path) -> RunData:
     """Open a run directory for auditing; ConfigError if it is missing or incomplete."""
+    from ..rundir import REQUIRED, check_run
+
     path = Path(run_dir)
-    if not path.is_dir():
-        raise ConfigError(str(path), None, "no such run directory (give the directory `scorelab run` printed)")
-    if not (path / "run.json").is_file():
-        raise ConfigError(str(path), None, "not a run directory: run.json is missing")
-    try:
-        manifest = json.loads((path / "run.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(str(path / "run.json"), None, f"unreadable manifest: {e}") from None
-    for t in ("metrics", "citizens", "events"):
-        if not (path / f"{t}.parquet").is_file():
-            raise ConfigError(str(path), None, f"not a complete run directory: {t}.parquet is missing")
-    missing = [k for k in ("scenario", "population", "group_sizes") if not isinstance(manifest, dict) or k not in manifest]
-    if missing:
-        raise ConfigError(str(path / "run.json"), missing[0], "not a scorelab run manifest: this key is missing")
+    manifest = check_run(path, REQUIRED)  # the manifest's shape and every table, the damaged file named
     try:
         sc = Scenario.model_validate(manifest["scenario"])
     except ValidationError as e:
@@ -468,6 +458,10 @@ def counterfactual(run: RunData) -> dict[str, Any]:
         wanted = list(dict.fromkeys(_speech_behaviours(run) + _bought_behaviours(run)))
         mode = run.options.get("counterfactual", "fast")
         pop = run.options.get("counterfactual_population")
+        if pop is not None and pop > run.manifest["population"]:  # a smaller re-simulation, never a larger one
+            raise ConfigError("--counterfactual-population", None,
+                              f"{pop:,} is above the run's population ({run.manifest['population']:,}); "
+                              "give a number from 1 to the run's population")
         run.options["_cf"] = counterfactual_events(run.scenario, run.seed, wanted, mode=mode, population=pop)
     return run.options["_cf"]
 
@@ -958,6 +952,6 @@ def _clean(v: Any) -> Any:
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
+    from ..atomic import write_atomic
+
+    write_atomic(path, write)

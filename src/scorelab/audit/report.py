@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..atomic import write_atomic, write_text_atomic
 from .compliance import Context, evaluate
 from ..glossary import TERMS, glossary_html, labels_on, privacy_label
 from .metrics import RunData, open_run, write_audit
@@ -159,7 +160,9 @@ def fig_distribution(run: RunData):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    dist = pd.read_parquet(run.path / "distribution.parquet")
+    from ..rundir import read_table
+
+    dist = read_table(run.path / "distribution.parquet")
     dist["group"] = dist["group"].astype(str)
     days = sorted(dist["day"].unique())
     pick = sorted({days[int(round(i))] for i in np.linspace(0, len(days) - 1, min(4, len(days)))})
@@ -444,13 +447,17 @@ def build_report(run_dir: str | Path | RunData, out: Path | None = None,
     ``progress(step)`` is called with a few words before each stage (the CLI shows them on stderr)."""
     say = progress or (lambda _step: None)
     say("opening the run")
+    if not isinstance(run_dir, RunData):
+        from ..rundir import check_run
+
+        check_run(run_dir)  # the report also reads distribution.parquet
     run = run_dir if isinstance(run_dir, RunData) else open_run(run_dir)
     say("auditing: sanctions, errors against ground truth, bootstrap intervals, the counterfactual")
     res = write_audit(run, **audit_options)
     t, notes, summ = res["tables"], res["notes"], res["summary"]
     say("checking compliance")
     comp = evaluate(Context(run.scenario.policy, run.scenario, t, str(run.path)))
-    comp.to_json(run.path / "compliance.json", orient="records", indent=1)
+    write_atomic(run.path / "compliance.json", lambda p: comp.to_json(p, orient="records", indent=1))
     say("writing the headline and the group cards")
 
     p = Page()
@@ -614,7 +621,5 @@ def _write_page(p: Page, run: RunData, out: Path | None) -> Path:
             f"<style>{CSS}</style><script>{plotly_js}</script></head><body>{body}"
             f"<script>{data}\n{calls}</script></body></html>")
     target = Path(out) if out else run.path / "report.html"
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(target)
+    write_text_atomic(target, page)
     return target

@@ -19,6 +19,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from .strict import StrictModel
+from .limits import SCORE_LIMIT
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models import Scenario
@@ -28,8 +30,7 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Z
 Level = Union[float, dict[str, float]]  # a number per group, or one for all groups (not a probability)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel  # config/strict.py: strict types, finite floats, no unknown keys
 
 
 class Effect(_Strict):
@@ -87,8 +88,8 @@ class SubScore(_Strict):
 class Composite(_Strict):
     """score = low + (high - low) * sum(weight * subscore / 100), recomputed every `update_every` days."""
 
-    low: int = 350
-    high: int = 950
+    low: int = Field(350, ge=-SCORE_LIMIT, le=SCORE_LIMIT)
+    high: int = Field(950, ge=-SCORE_LIMIT, le=SCORE_LIMIT)
     update_every: int = Field(30, ge=1, le=3650)
     subscores: list[SubScore] = Field(min_length=1, max_length=16)
 
@@ -241,12 +242,12 @@ def _levels(field: str, value: Level, sc: "Scenario", lo: float, hi: float) -> N
         missing = [g for g in groups if g not in value]
         if missing:
             raise ValueError(f"{field}: no value for group {missing[0]!r}; give one per group ({', '.join(groups)})")
-        vals = list(value.values())
+        vals = [(f"{field}.{k}", v) for k, v in value.items()]
     else:
-        vals = [value]
-    for v in vals:
+        vals = [(field, value)]
+    for where, v in vals:
         if not lo <= float(v) <= hi:
-            raise ValueError(f"{field}: {v} is out of range; allowed: {lo:g} to {hi:g}")
+            raise ValueError(f"{where}: {v:g} is out of range; allowed: {lo:g} to {hi:g}")
 
 
 def per_group_level(sc: "Scenario", value: Level) -> list[float]:

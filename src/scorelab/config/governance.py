@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+from .strict import StrictModel
 
 Text = Annotated[str, Field(max_length=2000)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
@@ -20,8 +21,7 @@ SHAREABLE = ("group", "score", "grade", "restricted", "blacklisted_until", "wron
 SHAREABLE_PREFIXES = ("observed_", "listed_until_", "restricted_")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel  # config/strict.py: strict types, finite floats, no unknown keys
 
 
 class Recipient(_Strict):
@@ -59,7 +59,7 @@ class Governance(_Strict):
         default_factory=dict,
         description="social context of each behaviour and restriction (e.g. traffic_violation = 'road', "
                     "travel_ban = 'transport'); default: its own name")
-    prices: dict[Name, Annotated[float, Field(ge=0)]] = Field(
+    prices: dict[Name, Annotated[float, Field(ge=0, le=1e12)]] = Field(
         default_factory=dict, description="money a citizen pays for one event of a behaviour (a donation): bought points")
 
     def check_names(self, behaviours: set[str] | None, restrictions: set[str] | None = None) -> None:

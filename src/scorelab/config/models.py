@@ -13,6 +13,8 @@ from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from .strict import Lax, StrictModel
+from .limits import POINTS_LIMIT, SCORE_LIMIT, check_score_range
 
 from .governance import Governance
 from ..plugins.redlist import RedList
@@ -20,11 +22,11 @@ from .start import StartScores
 from .extensions import Composite, DueProcess, Effect, Graph, PeerRating, Privilege, check_scenario
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+CurveScore = Annotated[float, Field(ge=-SCORE_LIMIT, le=SCORE_LIMIT)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+Strict = StrictModel  # config/strict.py: strict types, finite floats, no unknown keys
 
 
 class Sensitive(str, Enum):
@@ -94,18 +96,19 @@ class Sensor(Strict):
 class Rule(Strict):
     behaviour: Name
     sensor: Name
-    points: int
-    cap_score: int | None = Field(None, description="then the score becomes min(score, cap_score)")
-    money: float = Field(0.0, ge=0.0, description="money collected per observed event (metric money_collected)")
+    points: int = Field(ge=-POINTS_LIMIT, le=POINTS_LIMIT, description="added to the score per observed event")
+    cap_score: int | None = Field(None, ge=-SCORE_LIMIT, le=SCORE_LIMIT,
+                                  description="then the score becomes min(score, cap_score)")
+    money: float = Field(0.0, ge=0.0, le=1e12, description="money collected per observed event (metric money_collected)")
     subscore: Name | None = Field(None, description="with [policy.composite]: points go to this sub-score")
-    sensitive: list[Sensitive] = Field(default_factory=list)
+    sensitive: list[Annotated[Sensitive, Lax]] = Field(default_factory=list)
     description: str = ""
 
 
 class Grade(Strict):
     name: Name
-    min: int | None = Field(None, description="lowest score in the band; omitted for the lowest band")
-    max: int | None = Field(None, description="highest score in the band; omitted for the highest band")
+    min: int | None = Field(None, ge=-SCORE_LIMIT, le=SCORE_LIMIT, description="lowest score in the band; omitted for the lowest band")
+    max: int | None = Field(None, ge=-SCORE_LIMIT, le=SCORE_LIMIT, description="highest score in the band; omitted for the highest band")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Grade":
@@ -145,8 +148,8 @@ class Policy(Strict):
     name: Name = "policy"
     description: str = ""
     start_score: int = Field(1000, ge=-30000, le=30000)
-    score_min: int | None = None
-    score_max: int | None = None
+    score_min: int | None = Field(None, ge=-SCORE_LIMIT, le=SCORE_LIMIT)
+    score_max: int | None = Field(None, ge=-SCORE_LIMIT, le=SCORE_LIMIT)
     rules: list[Rule] = Field(default_factory=list)
     grades: list[Grade] = Field(default_factory=list)
     blacklists: list[Blacklist] = Field(default_factory=list)
@@ -260,7 +263,7 @@ class Gaming(Strict):
     """While a citizen's score is below `below_score`, their propensity for `behaviour` is multiplied."""
 
     behaviour: Name
-    below_score: int
+    below_score: int = Field(ge=-SCORE_LIMIT, le=SCORE_LIMIT)
     factor: float = Field(gt=0.0, le=1000.0)
 
 
@@ -268,7 +271,7 @@ class ScoreCurve(Strict):
     """Propensity for `behaviour` follows the score through a piecewise-linear table of (score, factor)."""
 
     behaviour: Name
-    points: list[tuple[float, Annotated[float, Field(ge=0.0, le=1000.0)]]] = Field(min_length=2)
+    points: list[Annotated[tuple[CurveScore, Annotated[float, Field(ge=0.0, le=1000.0)]], Lax]] = Field(min_length=2)
 
     @field_validator("points")
     @classmethod
@@ -292,7 +295,7 @@ class ScenarioMeta(Strict):
     description: str = ""
     population: int = Field(670_000, gt=0, le=10_000_000_000)
     days: int = Field(365, gt=0, le=20_000)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
 
 
 class Scenario(Strict):
@@ -376,6 +379,7 @@ class Scenario(Strict):
         from ..plugins import check_all as check_plugins
 
         check_plugins(self)
+        check_score_range(self)
         return self
 
     def start_support(self) -> tuple[int, int]:
@@ -440,9 +444,9 @@ def _per_group(field: str, value: PerGroup, groups: list[str]) -> None:
             raise ValueError(f"{field}: unknown group {extra[0]!r}; groups are {', '.join(groups)}")
         if missing:
             raise ValueError(f"{field}: no value for group {missing[0]!r}; give one per group ({', '.join(groups)})")
-        items = value.values()
+        items = [(f"{field}.{k}", v) for k, v in value.items()]
     else:
-        items = [value]
-    for v in items:
+        items = [(field, value)]
+    for where, v in items:
         if not (0.0 <= float(v) <= 1.0) or math.isnan(float(v)):
-            raise ValueError(f"{field}: {v} is not a probability; allowed: a number from 0 to 1")
+            raise ValueError(f"{where}: {v:g} is not a probability; allowed: a number from 0 to 1")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_atomic, write_text_atomic
 from .kernel import ShardResult
 
 PLAN = "plan.json"
@@ -28,16 +29,53 @@ def partial_dir(out: Path) -> Path:
 
 def save_plan(stage: Path, plan: dict[str, Any]) -> None:
     (stage / "shards").mkdir(parents=True, exist_ok=True)
-    tmp = stage / (PLAN + ".tmp")
-    tmp.write_text(json.dumps(plan, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, stage / PLAN)
+    write_text_atomic(stage / PLAN, json.dumps(plan, indent=1, sort_keys=True, default=str))
 
 
 def load_plan(stage: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((stage / PLAN).read_text())
-    except (OSError, ValueError):
+    """The plan of an unfinished run; None when there is none. A damaged plan is a ConfigError naming it."""
+    from ..config.loader import ConfigError
+
+    path = stage / PLAN
+    if not path.exists():
         return None
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        plan = e
+    keys = {"scenario": dict, "seed": int}
+    if not isinstance(plan, dict) or any(not isinstance(plan.get(k), t) or isinstance(plan.get(k), bool)
+                                         for k, t in keys.items()):
+        raise ConfigError(str(path), None, "the checkpoint's plan is damaged (unreadable or wrong types), so this run "
+                                           f"cannot be resumed; remove {stage} and run the scenario again (or pass "
+                                           "--force to `scorelab run` with the same --out)")
+    return plan
+
+
+def check_shards(stage: Path, shards: dict[int, Path], expected: int) -> None:
+    """Every finished shard's file is a whole .npz (CRC checked) for a shard of the plan; else a ConfigError
+    naming the file and how to recover, before anything is re-simulated."""
+    import zipfile
+
+    from ..config.loader import ConfigError
+
+    for i, path in sorted(shards.items()):
+        problem = None
+        if i >= expected:
+            problem = f"shard {i} is not part of this run's plan ({expected} shards)"
+        else:
+            try:
+                with zipfile.ZipFile(path) as z:
+                    bad = z.testzip()
+                    if bad is not None:
+                        problem = f"its member {bad} is corrupt"
+                    elif "sizes.npy" not in z.namelist():
+                        problem = "it is not a scorelab shard checkpoint"
+            except (OSError, zipfile.BadZipFile, EOFError) as e:
+                problem = f"it is truncated or not a checkpoint ({e})"
+        if problem:
+            raise ConfigError(str(path), None, f"damaged checkpoint: {problem}. Delete this file and resume again: "
+                                               "only its shard is simulated anew")
 
 
 def save_shard(stage: Path, r: ShardResult) -> None:
@@ -46,10 +84,11 @@ def save_shard(stage: Path, r: ShardResult) -> None:
     arrays.update({f"l:{k}": v for k, v in r.ledger.items()})
     arrays.update({f"c:{k}": v for k, v in r.citizens.items()})
     final = stage / "shards" / f"{r.index:06d}.npz"
-    tmp = final.with_suffix(".tmp.npz")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, final)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    write_atomic(final, write)  # a temporary name starting with "." that finished_shards never lists
 
 
 def load_shard(path: Path) -> ShardResult:

@@ -227,16 +227,14 @@ def compile_params(sc: Scenario) -> Params:
             rl[r, bl_names.index(b)] = True
 
     T = sc.scenario.days
-    gain = int(points[points > 0].sum()) * T
-    loss = int(-points[points < 0].sum()) * T * (1 + len(false_sources))
     from types import SimpleNamespace
 
+    from ..config.limits import INT16_SAFE, SCORE_LIMIT, score_range
     from ..plugins import compile_all
 
     plugins = compile_all(sc, SimpleNamespace(behaviours=behaviours, groups=groups, sensors=sensors,
                                               grade_names=grade_names, bl_names=bl_names,
                                               restriction_names=tuple(r.name for r in pol.restrictions)))
-    swing = sum(int(p.max_daily_points(c)) for p, c in plugins) * T
     for plug, comp in plugins:  # a mechanism may raise a propensity (a privilege that encourages use)
         mmax *= np.array([plug.max_multiplier(comp, b) for b in range(B)])
     pmax = np.minimum(1.0, rate * mmax[:, None])
@@ -245,12 +243,10 @@ def compile_params(sc: Scenario) -> Params:
                       if sensor_of[b] >= 0 else () for b in range(B))
     if not any(targeting):
         targeting = None
-    gain += swing
-    loss += swing
-    s_lo, s_hi = sc.start_support()
-    lo = s_lo - loss if pol.score_min is None else min(pol.score_min, s_lo)
-    hi = s_hi + gain if pol.score_max is None else max(pol.score_max, s_hi)
-    score_dtype = np.dtype(np.int16) if -32000 < lo and hi < 32000 else np.dtype(np.int32)
+    lo, hi = score_range(sc)  # every score reachable at any moment (config/limits.py)
+    if lo < -SCORE_LIMIT or hi > SCORE_LIMIT:  # the scenario's validator refuses these; never wrap silently
+        raise ValueError(f"scores can reach {lo:,}..{hi:,}; the limit is ±{SCORE_LIMIT:,}")
+    score_dtype = np.dtype(np.int16) if -INT16_SAFE < lo and hi < INT16_SAFE else np.dtype(np.int32)
     day_dtype = np.dtype(np.int16) if T + int(bl_duration.max(initial=0)) < 32000 else np.dtype(np.int32)
 
     params = Params(

@@ -20,6 +20,7 @@ import numpy as np
 
 from .kernel import ShardResult, ShardSpec, simulate_shard
 from .params import Params
+from .workers import die_with_parent, stop_pool
 
 # Shard size: 1,048,576 citizens up to 64 shards' worth, 4,194,304 beyond (fewer shards, less per-day
 # overhead for national runs). A function of N alone, recorded in run.json. SCORELAB_SHARD_SIZE (or
@@ -128,7 +129,8 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     ctx = mp.get_context("fork")
     _PROGRESS = ctx.Array("i", max(s.index for s in todo) + 1, lock=False)
     try:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                                   initargs=(os.getpid(),))
         try:
             futures = {pool.submit(_run_in_worker, (params, s)): s for s in todo}
             pending = set(futures)
@@ -145,7 +147,7 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
                 if pending:
                     time.sleep(0.1)
         except BaseException:  # interrupted or a shard failed: start no new shard, keep the checkpoints
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop_pool(pool)
             raise
         pool.shutdown()
     finally:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import re
 import time
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,11 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..config.loader import ConfigError, load_policy, load_scenario, resolve_source, scenario_from_dict
-from .execute import Listener, Report, RunTask, execute, is_done, partition_dir, replicate_seed, write_json
+from ..config.loader import ConfigError, load_policy, load_scenario, resolve_source, scenario_from_dict, parse_toml
+from ..store import check_writable
+from .execute import Listener, Report, RunTask, check_scheduler, execute, is_done, partition_dir, replicate_seed, write_json
 from .stats import Paired, paired
-from .summary import summaries_frame, summarise
+from .summary import checked_run, summaries_frame, summarise
 
 MANIFEST = "compare.json"
 
@@ -53,11 +53,10 @@ def resolve_arm(spec: str, base: str, population: int | None, days: int | None) 
         if not path.is_file():
             raise ConfigError(spec, None, "no such file")
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(spec, None, f"malformed TOML: {e}") from None
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(spec, None, f"cannot read: {e}") from None
+        data = parse_toml(text, spec)
         label = path.stem
         if _is_scenario_file(data):
             sc = load_scenario(path, population=population, days=days)
@@ -163,6 +162,8 @@ def run(specs: list[str], out: Path, *, workers: int = 1, scheduler: str | None 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(str(out), None, "directory exists and is not empty; choose another --out")
+    check_writable(out)
+    check_scheduler(scheduler)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     p["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_json(out / MANIFEST, p)
@@ -176,12 +177,15 @@ def analyse(out: Path, p: dict[str, Any], rep: Report, confidence: float = 0.95)
     per: dict[tuple[str, int], dict[str, float]] = {}
     for t in tasks_of(p):
         if is_done(out, t.rel):
+            checked_run(out, out / t.rel)
             s = summarise(out / t.rel)
             per[(t.keys["policy"], t.keys["replicate"])] = s
             rows.append(({"policy": t.keys["policy"], "replicate": t.keys["replicate"], "seed": t.seed}, s))
     frame = summaries_frame(rows)
     if not frame.empty:
-        frame.to_parquet(out / "summaries.parquet", index=False)
+        from ..atomic import write_atomic
+
+        write_atomic(out / "summaries.parquet", lambda p: frame.to_parquet(p, index=False))
     labels = [a["label"] for a in p["arms"]]
     base = labels[0]
     R = p["replicates"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from urllib.parse import quote
 import numpy as np
 
 from ..config.loader import ConfigError
+from ..engine.workers import die_with_parent, stop_pool
 
 FAILURES = "failures.json"
 CONNECT_TIMEOUT = "15s"  # how long to try reaching a Dask scheduler
@@ -81,15 +81,26 @@ class Outcome:
 
 
 def run_task(root: str, task: RunTask) -> Outcome:
-    """Simulate one task into ``root/task.rel``; never raises for a failure of the run itself."""
-    from ..api import simulate
+    """Simulate one task into ``root/task.rel``; never raises for a failure of the run itself.
+
+    A run killed mid-way that left shard checkpoints is finished from them (`scorelab.api.resume`), so
+    that ``--resume`` completes a sweep whose large runs were killed, without simulating them anew."""
+    from ..api import resume, simulate
     from ..config.loader import scenario_from_dict
+    from ..engine.checkpoint import load_plan, partial_dir
 
     t0 = time.perf_counter()
     out = Path(root) / task.rel
     try:
-        sc = scenario_from_dict(task.scenario, source=task.rel)
-        simulate(sc, seed=task.seed, out=out, ledger=task.ledger, workers=1)
+        stage = partial_dir(out)
+        plan = load_plan(stage) if stage.is_dir() else None
+        if plan is not None and plan.get("seed") == task.seed and plan.get("scenario") == task.scenario:
+            resume(out, workers=1)
+        else:
+            if stage.is_dir():  # checkpoints of another plan, or none usable: this task owns the folder
+                shutil.rmtree(stage)
+            sc = scenario_from_dict(task.scenario, source=task.rel)
+            simulate(sc, seed=task.seed, out=out, ledger=task.ledger, workers=1)
     except Exception as e:  # noqa: BLE001 - a failed run is data: reported, and the sweep goes on
         return Outcome(task.rel, "failed", task.keys, task.seed, time.perf_counter() - t0,
                        f"{type(e).__name__}: {e}", traceback.format_exc())
@@ -115,21 +126,9 @@ def clean_partials(root: Path) -> int:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    from ..atomic import write_json_atomic
 
-
-def _watch_parent(ppid: int) -> None:
-    """In a local worker: exit when the process that started the pool dies (e.g. killed with SIGKILL)."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != ppid:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
+    write_json_atomic(path, data, indent=2)
 
 
 @dataclass
@@ -153,7 +152,7 @@ def execute(root: Path, tasks: list[RunTask], *, workers: int = 1, scheduler: st
             listener: Listener | None = None) -> Report:
     """Run every task whose directory is not finished. ``listener(event, payload)`` hears
     ("start", {total, skipped, workers}), ("done", Outcome), ("failed", Outcome), ("tick", {running})."""
-    root = Path(root)
+    root = Path(root).resolve()  # workers (a Dask cluster's included) must write where the user asked
     clean_partials(root)
     todo = [t for t in tasks if not is_done(root, t.rel)]
     report = Report(total=len(tasks), skipped=len(tasks) - len(todo))
@@ -193,7 +192,7 @@ def _run_local(root: str, todo: list[RunTask], workers: int, finished: Callable[
     n = max(1, min(workers, len(todo)))
     emit("start", {"total": report.total, "skipped": report.skipped, "workers": n})
     ctx = mp.get_context("spawn")  # no inherited threads or locks from the parent (progress bars, pools)
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
     try:
         futures = {pool.submit(run_task, root, t): t for t in todo}
         pending = set(futures)
@@ -208,23 +207,42 @@ def _run_local(root: str, todo: list[RunTask], workers: int, finished: Callable[
                     finished(Outcome(task.rel, "failed", task.keys, task.seed, 0.0,
                                      f"worker process died: {e}", ""))
     except BaseException:
-        # interrupted: start nothing new; runs in flight either finish whole or leave only a staging dir
-        pool.shutdown(wait=False, cancel_futures=True)
+        # interrupted: start nothing new; runs in flight leave only a staging dir (cleaned on resume)
+        stop_pool(pool)
         raise
     pool.shutdown(wait=True)
     return n
 
 
-def _run_dask(root: str, todo: list[RunTask], address: str, finished: Callable[[Outcome], None],
-              emit: Listener, report: Report) -> int:
+def connect_scheduler(address: str):
+    """A Dask client of ``address``; ConfigError (never a traceback) when Dask is missing, the address is
+    malformed or the scheduler does not answer."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError:
         raise ConfigError("--scheduler", None, "Dask is not installed; pip install 'scorelab[sweep]'") from None
+    from ..config.loader import short
+
     try:
-        client = Client(address, timeout=CONNECT_TIMEOUT)
+        return Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as e:
-        raise ConfigError("--scheduler", None, f"cannot reach the Dask scheduler at {address}: {e}") from None
+        raise ConfigError("--scheduler", None, f"cannot reach the Dask scheduler at {short(address)}: {e}") from None
+    except (ValueError, TypeError) as e:
+        raise ConfigError("--scheduler", None, f"{short(address)} is not a scheduler address ({e}); "
+                                               "give one such as tcp://host:8786") from None
+
+
+def check_scheduler(address: str | None) -> None:
+    """Reach the scheduler before anything is written (then let go): a bad address leaves no directory."""
+    if address:
+        connect_scheduler(address).close()
+
+
+def _run_dask(root: str, todo: list[RunTask], address: str, finished: Callable[[Outcome], None],
+              emit: Listener, report: Report) -> int:
+    from distributed import as_completed
+
+    client = connect_scheduler(address)
     futures: dict[Any, RunTask] = {}
     try:
         info = client.scheduler_info()
@@ -238,7 +256,12 @@ def _run_dask(root: str, todo: list[RunTask], address: str, finished: Callable[[
         for f in as_completed(list(futures)):
             task = futures[f]
             try:
-                finished(f.result())
+                o = f.result()
+                if o.status == "done" and not is_done(Path(root), task.rel):  # written where this machine cannot see
+                    o = Outcome(task.rel, "failed", task.keys, task.seed, o.seconds,
+                                f"the worker reported the run finished, but {Path(root) / task.rel} has no run.json "
+                                "here: the Dask workers must share this file system (same absolute path)", "")
+                finished(o)
             except Exception as e:  # noqa: BLE001 - a worker died or the task could not run there
                 finished(Outcome(task.rel, "failed", task.keys, task.seed, 0.0, f"{type(e).__name__}: {e}", ""))
             remaining -= 1

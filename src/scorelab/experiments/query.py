@@ -57,6 +57,10 @@ def connect(root: str | Path):
     runs = finished_runs(root)
     if not runs:
         raise ConfigError(str(root), None, "no finished runs here (looked for runs/**/run.json)")
+    from .summary import checked_run
+
+    for r in runs:  # a damaged table is named here, not met as a DuckDB error half-way through a query
+        checked_run(root, r)
     types = _partition_types(root)
     con = duckdb.connect()
     hive_types = {k: v for k, v in types.items()}
@@ -99,6 +103,8 @@ def query(root: str | Path, sql: str):
     """Run ``sql`` over ``root``'s views; returns a pandas DataFrame. DuckDB errors become ConfigError."""
     import duckdb
 
+    if not sql.strip():
+        raise ConfigError("SQL", None, "the query is empty; give a statement such as \"SELECT * FROM runs\"")
     con = connect(root)
     try:
         return con.execute(sql).df()

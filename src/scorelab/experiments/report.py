@@ -277,6 +277,6 @@ def write_report(cmp: "Comparison", path: Path) -> None:
     parts.append(f"<p class=muted>scorelab {_e(p['scorelab'])} · seeds {_e(', '.join(map(str, p['seeds'])))} · "
                  "tables: summaries.parquet, comparison.json; query the runs with <code>scorelab query</code>.</p>")
     parts.append("</body></html>")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(path)
+    from ..atomic import write_text_atomic
+
+    write_text_atomic(path, "\n".join(parts))

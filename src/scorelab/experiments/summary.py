@@ -152,6 +152,19 @@ def providers() -> list[Provider]:
     return out
 
 
+def checked_run(root: Path, run_dir: Path) -> None:
+    """A run of a sweep or comparison is whole (rundir.check_run), else a ConfigError saying how to redo it."""
+    from ..config.loader import ConfigError
+    from ..rundir import check_run
+
+    try:
+        check_run(run_dir)
+    except ConfigError as e:
+        how = f"scorelab sweep --resume {root}" if (root / "sweep.json").is_file() else "the comparison again"
+        raise ConfigError(e.source, e.field, f"{e.message.split('; ')[0]}; delete {run_dir} and run {how} to "
+                                             "simulate that run again") from None
+
+
 def summarise(run_dir: str | Path) -> dict[str, float]:
     """Every provider's metrics for one run, merged (the first provider to name a key wins)."""
     merged: dict[str, float] = {}

@@ -26,26 +26,27 @@ from __future__ import annotations
 import math
 import re
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ..config.strict import StrictModel
 
 from .._version import __version__
-from ..config.loader import ConfigError, load_scenario, resolve_source, scenario_from_dict
+from ..config.loader import ConfigError, explain, load_scenario, parse_toml, resolve_source, scenario_from_dict
 from . import paths
-from .execute import Listener, Report, RunTask, execute, partition_dir, replicate_seed, write_json
+from ..store import check_writable
+from .execute import Listener, check_scheduler, Report, RunTask, execute, partition_dir, replicate_seed, write_json
 
 MANIFEST = "sweep.json"
+MAX_RUNS = 10_000  # a sweep of more runs needs --yes (`start(..., max_runs=None)`)
 Scalar = Union[bool, int, float, str]
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RESERVED = {"replicate", "day", "group", "citizen", "policy"}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel  # config/strict.py: strict types, finite floats, no unknown keys
 
 
 class Parameter(_Strict):
@@ -81,15 +82,15 @@ class Parameter(_Strict):
 
 class RandomDraws(_Strict):
     n: int = Field(gt=0, le=100_000, description="points to draw")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
 
 
 class SweepSpec(_Strict):
     base: str = Field("rr1", description="preset name or scenario file, relative to the sweep file")
-    population: int | None = Field(None, gt=0)
-    days: int | None = Field(None, gt=0)
+    population: int | None = Field(None, gt=0, le=10_000_000_000)
+    days: int | None = Field(None, gt=0, le=20_000)
     replicates: int = Field(1, gt=0, le=10_000)
-    seed: int = Field(0, ge=0, description="root seed; replicate r uses a SeedSequence child of it")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="root seed; replicate r uses a SeedSequence child of it")
     ledger: str = Field("auto", description="per-citizen detail of each run: auto, all, none, or a sample size")
     random: RandomDraws | None = None
     parameters: dict[str, Parameter] = Field(default_factory=dict)
@@ -129,24 +130,16 @@ def column_name(path: str, p: Parameter) -> str:
 
 def read_spec(path: Path) -> SweepSpec:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(str(path), None, f"cannot read: {e.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), None, "not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(str(path), None, f"malformed TOML: {e}") from None
+    data = parse_toml(text, str(path))
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as e:
-        first = e.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            allowed = ", ".join(SweepSpec.model_fields) if len(first["loc"]) == 1 else (
-                ", ".join(Parameter.model_fields) if first["loc"][0] == "parameters" else ", ".join(RandomDraws.model_fields))
-            msg = f"unknown key; allowed: {allowed}"
-        raise ConfigError(str(path), loc or None, msg) from None
+        raise explain(str(path), e, SweepSpec) from None
 
 
 def _base_source(spec: SweepSpec, sweep_file: Path) -> str:
@@ -217,10 +210,26 @@ def _product(lists: list[list[Any]]) -> list[tuple[Any, ...]]:
     return out
 
 
-def build_plan(sweep_file: Path) -> dict[str, Any]:
-    """Read and check a sweep file: every path, every point. Returns the plan (what sweep.json records)."""
+def count_runs(spec: SweepSpec) -> int:
+    """How many runs a sweep file asks for (points x replicates), before any point is built."""
+    if spec.random is not None:
+        points = spec.random.n
+    else:
+        points = math.prod(len(p.values or [None]) for p in spec.parameters.values())
+    return points * spec.replicates
+
+
+def build_plan(sweep_file: Path, max_runs: int | None = MAX_RUNS) -> dict[str, Any]:
+    """Read and check a sweep file: every path, every point. Returns the plan (what sweep.json records).
+
+    The number of runs is counted first: past ``max_runs`` the sweep is refused before any work."""
     sweep_file = Path(sweep_file)
     spec = read_spec(sweep_file)
+    n = count_runs(spec)
+    if max_runs is not None and n > max_runs:
+        raise ConfigError(str(sweep_file), "parameters",
+                          f"this sweep is {n:,} runs (points x replicates), more than the {max_runs:,} allowed "
+                          "without confirmation; shrink the grid, use [random] draws, or pass --yes to run it")
     src = _base_source(spec, sweep_file)
     try:
         resolve_source(src)
@@ -276,14 +285,16 @@ def tasks_of(plan: dict[str, Any]) -> list[RunTask]:
     return out
 
 
-def start(sweep_file: Path, out: Path, **kw: Any) -> tuple[dict[str, Any], Report]:
-    """Plan a sweep into a new directory ``out`` and run it."""
-    plan = build_plan(sweep_file)
+def start(sweep_file: Path, out: Path, *, max_runs: int | None = MAX_RUNS, **kw: Any) -> tuple[dict[str, Any], Report]:
+    """Plan a sweep into a new directory ``out`` and run it (refused past ``max_runs`` runs; None: no limit)."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if (out / MANIFEST).is_file():
             raise ConfigError(str(out), None, f"a sweep already lives here; continue it with `scorelab sweep --resume {out}`")
         raise ConfigError(str(out), None, "directory exists and is not empty; choose another --out")
+    plan = build_plan(sweep_file, max_runs=max_runs)
+    check_writable(out)
+    check_scheduler(kw.get("scheduler"))  # before anything is written: a bad address leaves nothing behind
     out.mkdir(parents=True, exist_ok=True)
     plan["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_json(out / MANIFEST, plan)
@@ -322,11 +333,15 @@ def run_plan(out: Path, plan: dict[str, Any], *, workers: int = 1, scheduler: st
 def write_summaries(out: Path, tasks: list[RunTask]) -> None:
     """``summaries.parquet``: every summary metric of every finished run, with its parameters (long table)."""
     from .execute import is_done
-    from .summary import summaries_frame, summarise
+    from .summary import checked_run, summaries_frame, summarise
 
-    rows = [({**t.keys, "seed": t.seed}, summarise(out / t.rel)) for t in tasks if is_done(out, t.rel)]
+    done = [t for t in tasks if is_done(out, t.rel)]
+    for t in done:
+        checked_run(out, out / t.rel)
+    rows = [({**t.keys, "seed": t.seed}, summarise(out / t.rel)) for t in done]
     if not rows:
         return
-    tmp = out / ".summaries.parquet.tmp"
-    summaries_frame(rows).to_parquet(tmp, index=False)
-    tmp.replace(out / "summaries.parquet")
+    from ..atomic import write_atomic
+
+    frame = summaries_frame(rows)
+    write_atomic(out / "summaries.parquet", lambda p: frame.to_parquet(p, index=False))

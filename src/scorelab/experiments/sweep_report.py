@@ -228,7 +228,7 @@ def _write(target: Path, plan: dict, parts: list[str], figures: list) -> Path:
     page = ("<!doctype html><html lang=en><head><meta charset=utf-8>"
             f"<title>scorelab sweep: {title}</title><style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>"
             + "\n".join(parts) + f"<script>{data}</script></body></html>")
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(target)
+    from ..atomic import write_text_atomic
+
+    write_text_atomic(target, page)  # no .tmp left by a full disk
     return target

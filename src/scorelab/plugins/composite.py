@@ -62,6 +62,10 @@ class Composite(Mechanism):
                 for name in c.names]
 
     @staticmethod
+    def max_daily_points(c: CompositeTables) -> int:
+        return int(c.high - c.low)  # the monthly update sets the score within [low, high]
+
+    @staticmethod
     def citizen_bytes(c: CompositeTables) -> float:
         return 4 * len(c.names) + 16
 

@@ -73,6 +73,10 @@ class Peer(Mechanism):
                 Metric("stars_honest", "mean", "stars", "stars an honest rater would have given", weight="interactions")]
 
     @staticmethod
+    def max_daily_points(c: PeerTables) -> int:
+        return 400  # ratings set the score within [100, 500]
+
+    @staticmethod
     def citizen_bytes(c: PeerTables) -> float:
         return 16
 

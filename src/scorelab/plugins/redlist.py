@@ -23,14 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from ..config.strict import StrictModel
 
 from .base import Mechanism, Metric
 
 Name = str
 
 
-class RedList(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class RedList(StrictModel):
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
     trigger: str = Field(description="behaviour whose observation lists the citizen")
