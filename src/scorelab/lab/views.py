@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..api import Run, load, simulate
+from ..atomic import write_text_atomic
 from ..config.loader import ConfigError, list_presets
 from ..config.models import Scenario
 from .knobs import LabError, changes_for, check_size, knob_json
@@ -226,9 +227,9 @@ class Lab:
                   f"The run directory {target} holds this scenario's run; reproduce it with:\n{again}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            toml_path.write_text(_with_header(changed, header))
-            with self._lock:
+            with self._lock:  # the run first: a failed run leaves no scenario file behind
                 simulate(changed, seed=seed, out=target, workers=1)
+            write_text_atomic(toml_path, _with_header(changed, header))
         except OSError as e:
             raise LabError("out", f"cannot write there ({e.strerror})", "a writable directory path") from None
         except ConfigError as e:
