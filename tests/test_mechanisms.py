@@ -677,3 +677,30 @@ def test_a_declared_price_must_match_the_money_a_rule_collects():
     sc = make(behaviours=[{"name": "donation", "rate": 0.01}],
               policy={"rules": [rule], "governance": {"prices": {"donation": 500.0}}})
     assert sc.policy.governance.prices["donation"] == 500.0
+
+
+def _nosedive(**peer):
+    sc = scorelab.load("nosedive", population=3000, days=120)
+    return sc.with_changes({f"peer.{k}": v for k, v in peer.items()})
+
+
+def _final_ratings(sc):
+    r = scorelab.simulate(sc, seed=4, workers=1)
+    return r.citizens.rating.to_numpy()
+
+
+def test_rater_weighting_changes_outcomes_once_stars_depend_on_the_rater():
+    """With deference (stars lean towards the gap between the ratee's rating and the rater's own), weighting
+    each star by the rater's rating moves the final ratings against a constant weight."""
+    w = _final_ratings(_nosedive(deference=1.0, rater_weighting=True))
+    c = _final_ratings(_nosedive(deference=1.0, rater_weighting=False))
+    assert np.abs(w - c).mean() > 0.01
+    assert (w != c).mean() > 0.5
+
+
+def test_avoiding_low_rated_contacts_leaves_them_lower():
+    base = _final_ratings(_nosedive(deference=0.5))
+    avoid = _final_ratings(_nosedive(deference=0.5, avoidance=0.8, avoid_below=3.8))
+    low = base < np.quantile(base, 0.1)
+    assert avoid.std() != base.std()
+    assert avoid[low].mean() != base[low].mean()

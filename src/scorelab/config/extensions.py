@@ -156,6 +156,12 @@ class PeerRating(_Strict):
     noise: float = Field(0.5, ge=0.0, le=4.0, description="spread of one interaction's impression")
     status: float = Field(0.5, ge=0.0, le=4.0, description="extra stars per star of the ratee's rating above 3")
     politeness: float = Field(0.5, ge=-4.0, le=4.0, description="strategic politeness: stars added to every rating")
+    deference: float = Field(0.0, ge=-4.0, le=4.0, allow_inf_nan=False,
+                             description="stars added per star the ratee's rating is above the rater's own (upward deference, downward disdain)")
+    avoidance: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False,
+                             description="chance that a citizen skips an encounter with a contact rated below avoid_below")
+    avoid_below: float = Field(3.0, ge=1.0, le=5.0, allow_inf_nan=False)
+    rater_weighting: bool = Field(True, description="weigh each star by the rater's own rating (false: every star weighs 1)")
     incident: Incident | None = None
     association: Association | None = None
 

@@ -1,5 +1,7 @@
 """Peer rating (Black Mirror's "Nosedive"): citizens meet contacts, rate each other 1-5 stars, and the score
-is the weighted, fading mean of the stars received (x 100), weighted by the rater's own rating.
+is the weighted, fading mean of the stars received (x 100), weighted by the rater's own rating. Stars depend
+on the rater too (``deference``: more stars to those rated above oneself, fewer to those below), and people
+avoid low-rated contacts (``avoidance``), so a low rating can feed on itself.
 
 Config: ``[peer]`` (config/extensions.py): the network met (plugins/graphs.py), interaction rate, honest
 behaviour per group, noise, status deference, politeness, an incident that lowers a citizen's stars for a
@@ -41,6 +43,10 @@ class PeerTables:
     assoc_below: float  # 0 = no association cost
     assoc_star: float
     assoc_weight: float
+    deference: float = 0.0
+    avoidance: float = 0.0
+    avoid_below: float = 3.0
+    rater_weighting: bool = True
 
 
 class Peer(Mechanism):
@@ -59,7 +65,8 @@ class Peer(Mechanism):
             pr.noise, pr.status, pr.politeness,
             list(params.behaviours).index(inc.behaviour) if inc else -1, inc.days if inc else 0,
             inc.factor if inc else 1.0, inc.opinion_drop if inc else 0.0,
-            assoc.below if assoc else 0.0, assoc.star if assoc else 1.0, assoc.weight if assoc else 0.0)
+            assoc.below if assoc else 0.0, assoc.star if assoc else 1.0, assoc.weight if assoc else 0.0,
+            pr.deference, pr.avoidance, pr.avoid_below, pr.rater_weighting)
 
     @staticmethod
     def rules(c: PeerTables) -> list[str]:
@@ -117,6 +124,11 @@ class Peer(Mechanism):
         init = init[deg > 0]
         deg = deg[deg > 0]
         partner = net.indices[net.indptr[init] + (rng.random(len(init)) * deg).astype(np.int64)].astype(np.int64)
+        if c.avoidance > 0:  # people drop low-rated contacts: some encounters with them do not happen
+            low = S.score[partner].astype(np.float64) / 100.0 < c.avoid_below
+            skip = np.zeros(len(init), dtype=bool)
+            skip[low] = rng.random(int(low.sum())) < c.avoidance
+            init, partner = init[~skip], partner[~skip]
         rater = np.concatenate([init, partner])
         ratee = np.concatenate([partner, init])
         m = len(rater)
@@ -126,8 +138,9 @@ class Peer(Mechanism):
         opinion = self.trait[ratee] - c.incident_drop * incident
         impression = opinion + c.noise * rng.standard_normal(m)
         honest = np.clip(np.rint(impression), 1, 5)
-        given = np.clip(np.rint(impression + c.status * (r_ratee - 3.0) + c.politeness), 1, 5)
-        weight = r_rater * np.where(incident, c.incident_factor, 1.0)
+        lean = c.status * (r_ratee - 3.0) + c.politeness + c.deference * (r_ratee - r_rater)
+        given = np.clip(np.rint(impression + lean), 1, 5)
+        weight = (r_rater if c.rater_weighting else 1.0) * np.where(incident, c.incident_factor, 1.0)
         g = np.searchsorted(S.bounds, rater, side="right")
         S.metrics["interactions"][t] += np.bincount(g, minlength=S.G)
         for name, v in (("fakeness", given - honest), ("stars_given", given), ("stars_honest", honest)):
