@@ -73,13 +73,24 @@ def scenario_words(run: RunData) -> str:
     for r in pol.restrictions:
         why = [f"in grade {', '.join(map(e, r.grades))}"] if r.grades else []
         why += [f"listed on {', '.join(map(e, r.blacklists))}"] if r.blacklists else []
-        out.append(f"<p>Restriction <b>{e(r.name)}</b> ({e(r.description)}) applies to citizens {' or '.join(why)}.</p>")
+        acts = "".join(f"; while it holds, their propensity to {e(x.behaviour)} is multiplied by {x.factor:g}"
+                       for x in r.effects)
+        out.append(f"<p>Restriction <b>{e(r.name)}</b> ({e(r.description)}) applies to citizens {' or '.join(why)}"
+                   f"{acts}.</p>")
     d = sc.response.deterrence
     resp = []
     if d.factor < 1:
         resp.append(f"each penalty multiplies the citizen's propensity for that behaviour by {d.factor:g} (deterrence, the chilling effect)")
     for gm in sc.response.gaming:
         resp.append(f"below {gm.below_score} points, citizens do {e(gm.behaviour)} {gm.factor:g} times as often (gaming)")
+    for ch in sc.response.chilling:
+        resp.append(f"everyone does {e(ch.behaviour)} less the more it is watched and the harsher its sanction "
+                    f"(general deterrence, elasticity {ch.elasticity:g})")
+    for ln in sc.response.learning:
+        resp.append(f"after a refused {e(ln.behaviour)}, a citizen tries {ln.factor:g} times as often for {ln.days} days")
+    het = [b for b in sc.behaviours if b.heterogeneity > 0]
+    if het:
+        resp.append("propensities differ per citizen for " + ", ".join(e(b.name) for b in het))
     if resp:
         out.append("<p>Response: " + "; ".join(resp) + ".</p>")
     g = pol.governance
