@@ -38,3 +38,16 @@ def pytest_collection_modifyitems(session, config, items):
     """Tests that start JAX run last: JAX runs threads, and forking worker processes afterwards (the numpy
     runner's pool) risks deadlocks."""
     items.sort(key=lambda item: item.path.name == "test_jax_backend.py")
+
+
+@pytest.fixture(scope="module")
+def lab_url():
+    """A `scorelab lab` server on a free port for one test module (rr1), closed after it."""
+    from scorelab.lab.server import make_server, serve_in_thread
+
+    server = make_server(0, "rr1")
+    serve_in_thread(server)
+    yield server.url
+    server.shutdown()
+    server.server_close()
+    server.lab.close()

@@ -17,19 +17,8 @@ from typer.testing import CliRunner
 import scorelab
 from scorelab.cli import app
 from scorelab.lab.knobs import knobs
-from scorelab.lab.server import make_server, serve_in_thread
 
 SMALL = {"population": 3000, "days": 30, "seed": 3}
-
-
-@pytest.fixture(scope="module")
-def lab_url():
-    server = make_server(0, "rr1")
-    serve_in_thread(server)
-    yield server.url
-    server.shutdown()
-    server.server_close()
-    server.lab.close()
 
 
 def call(url, path, body=None, ctype="application/json", raw=None):

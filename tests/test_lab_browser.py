@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from scorelab.lab.server import make_server, serve_in_thread
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install '.[test]')")
 
@@ -37,16 +36,6 @@ def browser():
         pytest.skip(f"chromium could not start under chromedriver: {type(e).__name__}: {str(e).splitlines()[0]}")
     yield d
     d.quit()
-
-
-@pytest.fixture(scope="module")
-def lab_url():
-    server = make_server(0, "rr1")
-    serve_in_thread(server)
-    yield server.url
-    server.shutdown()
-    server.server_close()
-    server.lab.close()
 
 
 def _views(d) -> int:

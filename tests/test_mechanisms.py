@@ -8,10 +8,8 @@ from scorelab.config.loader import ConfigError
 from scorelab.engine import runner
 from scorelab.engine.graph import build_households, build_network
 from scorelab.engine.kernel import ShardSpec
-from scorelab.engine.events import EventLog
 from scorelab.engine.kernel import attach_plugins, new_state
 from scorelab.engine.state import Day
-from scorelab.plugins.blocks import Blocks
 from scorelab.engine.params import compile_params
 
 from scenario_builders import make
@@ -151,12 +149,12 @@ def test_household_member_of_a_listed_parent_is_blocked_from_private_school_and_
     stranger = int(hh.start[h + 1])  # first member of the next household
     _list_change(S, 0, parent, 730)  # listed on day 0
     ids = np.array([parent, child, stranger])
-    assert Blocks.restricted_at_start(S, 0, ids, 1).tolist() == [True, True, False]
+    assert S.restricted_at_start(0, ids, 1).tolist() == [True, True, False]
     # members reached through the household (not themselves listed): the household's size minus one
     assert S.metrics["reached_private_school_ban"][0].sum() == hh.size[h] - 1
     # the listing ends: the child is free again
     _list_change(S, 1, parent, 1)
-    assert not Blocks.restricted_at_start(S, 0, np.array([child]), 2)[0]
+    assert not S.restricted_at_start(0, np.array([child]), 2)[0]
     assert S.metrics["reached_private_school_ban"][1].sum() == 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 
 from .principles import Context, _Row, _ok, Finding, check, _fmt, _declared, _simulated, _contradiction, _speech_rules, _rule, SIGNIFICANT_DAYS
 
@@ -123,12 +122,12 @@ def retention(ctx: Context):
 @check
 def accuracy(ctx: Context):
     f: list[Finding] = []
+    sim = _simulated(ctx)
     if ctx.scenario is not None:
         for s in ctx.scenario.sensors:
             if s.false_attribution is not None:
                 rates = ctx.scenario.per_group(s.false_attribution.rate)
                 if max(rates) > 0:
-                    sim = _simulated(ctx)
                     verdict = "warn" if sim.review > 0 and sim.appeal > 0 else "fail"
                     f.append(Finding(verdict, f"sensor {s.name!r} attributes {s.false_attribution.behaviour!r} to the wrong "
                                               f"person (daily rate up to {max(rates):g})" +
@@ -136,7 +135,6 @@ def accuracy(ctx: Context):
                                       else "; matches are scored without review (policy.due_process.review = 0)") +
                                      (f"; {sim.appeal:.0%} of those that score are reversed on appeal" if sim.appeal
                                       else "; no appeal corrects them (policy.due_process.appeal = 0)")))
-        sim = _simulated(ctx)
         if ctx.gov.verification is True and not sim.review and any(
                 x.false_attribution is not None for x in ctx.scenario.sensors):
             f.append(_contradiction("verification", "true", "scores automated matches with no review (policy.due_process.review = 0)"))

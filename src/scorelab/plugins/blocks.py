@@ -74,17 +74,13 @@ class Blocks(Mechanism):
         S.metrics[f"deterred_{S.P.behaviours[b]}"][t] += S.count(ids[~ok]).astype(np.int64)
         return ids[ok], grp[ok], u_obs[ok]
 
-    @staticmethod
-    def restricted_at_start(S, r: int, ids: np.ndarray, t: int) -> np.ndarray:
-        return S.restricted_at_start(r, ids, t)
-
     def observe(self, S, D) -> None:
         P, t = S.P, D.t
         for r, b in self.c.blocks:
             ids = D.true_ids[b]
             if len(ids) == 0:
                 continue
-            blocked = self.restricted_at_start(S, r, ids, t)
+            blocked = S.restricted_at_start(r, ids, t)
             S.metrics[f"blocked_{P.restriction_names[r]}_{P.behaviours[b]}"][t] += S.count(ids[blocked]).astype(np.int64)
             S.log.emit("blocked", t, ids[blocked], rule=b, target=r)
             if b in self.until and blocked.any():

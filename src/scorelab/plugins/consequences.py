@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Mechanism, Metric
+from .base import Mechanism
 
 
 @dataclass(frozen=True)

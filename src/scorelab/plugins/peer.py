@@ -141,7 +141,7 @@ class Peer(Mechanism):
         lean = c.status * (r_ratee - 3.0) + c.politeness + c.deference * (r_ratee - r_rater)
         given = np.clip(np.rint(impression + lean), 1, 5)
         weight = (r_rater if c.rater_weighting else 1.0) * np.where(incident, c.incident_factor, 1.0)
-        g = np.searchsorted(S.bounds, rater, side="right")
+        g = S.group_of(rater)
         S.metrics["interactions"][t] += np.bincount(g, minlength=S.G)
         for name, v in (("fakeness", given - honest), ("stars_given", given), ("stars_honest", honest)):
             S.metrics[f"{name}.num"][t] += np.bincount(g, weights=v, minlength=S.G)

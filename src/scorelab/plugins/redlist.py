@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
-from ..config.strict import StrictModel
+from pydantic import Field
 
+from ..config.strict import StrictModel
 from .base import Mechanism, Metric
 
 Name = str
