@@ -232,14 +232,16 @@ def staging_dir(out: Path) -> Path:
 def manifest_kind(path: Path) -> str | None:
     """"run", "sweep" or "comparison" when ``path`` is a directory scorelab wrote (by its manifest), else None."""
     path = Path(path)
-    for name, kind in (("run.json", "run"), ("sweep.json", "sweep"), ("compare.json", "comparison")):
+    for name, kind in (("run.json", "run"), ("sweep.json", "sweep"), ("compare.json", "comparison"),
+                       ("replication.json", "replication")):
         f = path / name
         if f.is_file():
             try:
                 data = json.loads(f.read_text())
             except (OSError, ValueError):
                 continue
-            if isinstance(data, dict) and ("scorelab" in data or data.get("kind") in ("sweep", "compare", "comparison")):
+            if isinstance(data, dict) and ("scorelab" in data or data.get("kind") in ("sweep", "compare", "comparison",
+                                                                                       "replication")):
                 return kind
     return None
 
@@ -348,13 +350,14 @@ class OutputLock:
                 break
 
 
-def commit_dir(tmp: Path, out: Path, force: bool) -> None:
-    """Rename the finished staging directory into place (replacing `out` only with force, and only a run directory)."""
+def commit_dir(tmp: Path, out: Path, force: bool, kinds: tuple[str, ...] = ("run",)) -> None:
+    """Rename the finished staging directory into place (replacing `out` only with force, and only a directory
+    of one of ``kinds``)."""
     out = out.resolve()
     if out.exists():
         if not force:
             raise FileExistsError(str(out))
-        check_replaceable(out)
+        check_replaceable(out, kinds)
         trash = out.parent / f".{out.name}.old-{os.getpid()}"
         os.rename(out, trash)
         os.rename(tmp, out)

@@ -210,7 +210,8 @@ def _strip(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """A pydantic error location without validator names and union members ("float", "dict[str,float]")."""
     loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
     return tuple(p for p in loc if not (isinstance(p, str) and (p in ("float", "dict[str,float]", "Policy", "str", "int",
-                                                                      "bool", "list[str]", "none")
+                                                                      "bool", "list[str]", "none", "constrained-int",
+                                                                      "constrained-float")
                                                                  or p.startswith(("tuple[", "list[", "dict[")))))
 
 
@@ -236,6 +237,8 @@ def _explain_value(source: str, e: ValueError) -> ConfigError:
 def load_policy(path: Path) -> Policy:
     data = _read_toml(path)
     data = data.get("policy", data)
+    if isinstance(data, dict):
+        data = _embed_lender_csvs(data, path)
     try:
         policy = Policy.model_validate(data)
     except ValidationError as e:
@@ -259,6 +262,8 @@ def load_scenario(name_or_path: str | Path, **overrides: Any) -> Scenario:
         data = dict(data)
         data["policy"] = load_policy(ppath).model_dump()
     data = _embed_start_csvs(data, path)
+    if isinstance(data.get("policy"), dict) and not isinstance(policy, str):
+        data = {**data, "policy": _embed_lender_csvs(data["policy"], path, "policy.")}
     meta = dict(data.get("scenario", {})) if isinstance(data.get("scenario"), dict) else data.get("scenario")
     if isinstance(meta, dict):
         for key, value in overrides.items():
@@ -294,6 +299,25 @@ def _embed_start_csvs(data: dict[str, Any], path: Path) -> dict[str, Any]:
                 raise ConfigError(str(path), f"groups[{i}].start.csv", str(e)) from None
         out.append(g)
     return {**data, "groups": out}
+
+
+def _embed_lender_csvs(policy: dict[str, Any], path: Path, where: str = "") -> dict[str, Any]:
+    """The lender's repayment curves given as CSV files (columns score,p_repay, next to the file) are read in."""
+    from .start import _read_csv
+
+    lender = policy.get("lender")
+    if not isinstance(lender, dict) or not isinstance(lender.get("repay"), list):
+        return policy
+    curves = []
+    for i, c in enumerate(lender["repay"]):
+        if isinstance(c, dict) and isinstance(c.get("csv"), str):
+            try:
+                scores, p = _read_csv((path.parent / c["csv"]).resolve(), ("score", "p_repay"))
+            except ValueError as e:
+                raise ConfigError(str(path), f"{where}lender.repay[{i}].csv", str(e)) from None
+            c = {**{k: v for k, v in c.items() if k != "csv"}, "scores": scores, "p": p}  # embedded: stands alone
+        curves.append(c)
+    return {**policy, "lender": {**lender, "repay": curves}}
 
 
 def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:

@@ -17,6 +17,7 @@ from .strict import Lax, StrictModel
 from .limits import POINTS_LIMIT, SCORE_LIMIT, check_score_range
 
 from .governance import Governance
+from ..plugins.lending import Lender
 from ..plugins.redlist import RedList
 from .start import StartScores
 from .extensions import Composite, DueProcess, Effect, Graph, PeerRating, Privilege, check_scenario
@@ -159,6 +160,7 @@ class Policy(Strict):
     due_process: DueProcess | None = None
     composite: Composite | None = None
     red_lists: list[RedList] = Field(default_factory=list, description="lists for good deeds, with rewards (plugins/redlist.py)")
+    lender: Lender | None = Field(None, description="loans decided from the score, outcomes that feed back (plugins/lending.py)")
 
     @model_validator(mode="after")
     def _check(self) -> "Policy":

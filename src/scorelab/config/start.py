@@ -7,6 +7,8 @@ Written in a scenario as ``start = {...}`` on a group::
     start = { kind = "histogram", edges = [300, 500, 700, 850], weights = [1, 3, 2] }
     start = { kind = "cdf", scores = [300, 600, 850], cdf = [0, 0.4, 1] }  # linear between the points
     start = { kind = "cdf", csv = "white.csv" }                  # columns score,cdf, next to the scenario
+    start = { kind = "discrete", scores = [580, 640, 700], weights = [1, 2, 1] }  # only these scores
+    start = { kind = "discrete", csv = "white.csv" }             # columns score,weight
 
 A CSV is read when the scenario is loaded (loader.py) and its numbers are kept in the model, so a run's
 manifest holds the whole distribution and a resumed or repeated run needs no file. Sampling happens on
@@ -150,25 +152,57 @@ class CdfStart(_Strict):
         return math.floor(self.scores[0]), math.ceil(self.scores[-1])
 
 
-StartScores = Annotated[Union[FixedStart, NormalStart, UniformStart, HistogramStart, CdfStart],
+class DiscreteStart(_Strict):
+    """Whole scores with relative weights: a citizen starts at scores[i] with probability weights[i] / sum.
+    The form of a score table such as FICO's (Liu et al. 2018 use the table's scores as they are)."""
+
+    kind: Literal["discrete"]
+    scores: list[Annotated[int, Field(ge=-30000, le=30000)]] = Field(default_factory=list, max_length=100_000)
+    weights: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = Field(default_factory=list, max_length=100_000)
+    csv: str | None = Field(None, description="columns score,weight")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DiscreteStart":
+        if not self.scores:
+            raise ValueError("scores: give at least one score (or a csv)")
+        if len(self.weights) != len(self.scores):
+            raise ValueError(f"weights: {len(self.weights)} weights for {len(self.scores)} scores; give one per score")
+        if any(b <= a for a, b in zip(self.scores, self.scores[1:])):
+            raise ValueError("scores: must be strictly increasing whole numbers")
+        if sum(self.weights) <= 0:
+            raise ValueError("weights: at least one weight must be above 0")
+        return self
+
+    def support(self) -> tuple[int, int]:
+        return self.scores[0], self.scores[-1]
+
+
+StartScores = Annotated[Union[FixedStart, NormalStart, UniformStart, HistogramStart, CdfStart, DiscreteStart],
                         Field(discriminator="kind")]
 
 
 def embed_csv(start: dict, base: Path) -> dict:
-    """A raw ``start`` table with its ``csv`` read (relative to ``base``) into scores/cdf or edges/weights."""
+    """A raw ``start`` table with its ``csv`` read (relative to ``base``) into scores/cdf or edges/weights; the
+    ``csv`` key is dropped, so that a dumped scenario (run.json, to_toml, sweeps) needs no file beside it."""
     if not isinstance(start, dict) or not isinstance(start.get("csv"), str):
         return start
     path = (base / start["csv"]).resolve()
-    out = dict(start)
-    if start.get("kind") == "cdf":
+    out = {k: v for k, v in start.items() if k != "csv"}  # the values are embedded: the scenario stands alone
+    kind = start.get("kind")
+    if kind == "cdf":
         out["scores"], out["cdf"] = _read_csv(path, ("score", "cdf"))
-    elif start.get("kind") == "histogram":
+    elif kind == "histogram":
         lo, w = _read_csv(path, ("edge_low", "weight"))
         if len(lo) < 2:
             raise ValueError(f"{path}: give at least two rows (the last row's edge_low closes the last bin)")
         out["edges"], out["weights"] = lo, w[:-1]
+    elif kind == "discrete":
+        scores, out["weights"] = _read_csv(path, ("score", "weight"))
+        if any(v != int(v) for v in scores):
+            raise ValueError(f"{path}: the column score must hold whole numbers")
+        out["scores"] = [int(v) for v in scores]
     else:
-        raise ValueError("csv: only a start of kind 'cdf' or 'histogram' is read from a CSV file")
+        raise ValueError("csv: only a start of kind 'cdf', 'histogram' or 'discrete' is read from a CSV file")
     return out
 
 
@@ -192,6 +226,9 @@ def sample_start(dist, n: int, rng: np.random.Generator) -> np.ndarray:
         hi = np.ceil(edges[b + 1]).astype(np.int64) - 1  # whole scores inside [edge, next edge)
         hi = np.maximum(hi, lo)
         return lo + np.floor(rng.random(n) * (hi - lo + 1)).astype(np.int64)
+    if isinstance(dist, DiscreteStart):
+        w = np.asarray(dist.weights, dtype=np.float64)
+        return np.asarray(dist.scores, dtype=np.int64)[rng.choice(len(w), size=n, p=w / w.sum())]
     if isinstance(dist, CdfStart):
         xs = np.asarray(dist.scores, dtype=np.float64)
         ps = np.asarray(dist.cdf, dtype=np.float64)
