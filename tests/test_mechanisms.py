@@ -25,7 +25,8 @@ def all_rows(m):
 
 def ledger_holds(r):
     c, led = r.citizens, r.ledger
-    start = r.manifest["scenario"]["policy"]["start_score"]
+    # each citizen's own start score (drawn from the group's start distribution, or the policy's start_score)
+    start = c.start_score.to_numpy() if "start_score" in c else r.manifest["scenario"]["policy"]["start_score"]
     total = led.groupby("citizen").points.sum().reindex(c.citizen, fill_value=0).to_numpy()
     return bool((start + total == c.score.to_numpy()).all())
 

@@ -16,7 +16,8 @@ def small(name, tmp_path, population=3000, days=30, seed=2, **kw):
 
 def ledger_holds(r):
     c, led = r.citizens, r.ledger
-    start = r.manifest["scenario"]["policy"]["start_score"]
+    # each citizen's own start score (drawn from the group's start distribution, or the policy's start_score)
+    start = c.start_score.to_numpy() if "start_score" in c else r.manifest["scenario"]["policy"]["start_score"]
     total = led.groupby("citizen").points.sum().reindex(c.citizen, fill_value=0).to_numpy()
     return bool((start + total == c.score.to_numpy()).all())
 
@@ -34,8 +35,7 @@ def test_every_preset_runs_small_and_keeps_its_ledger(name, tmp_path):
     assert np.isfinite(m.mean_score).all()
     assert ledger_holds(r)
     a = m[m.group == "all"]
-    assert (a.points_awarded - a.points_deducted).sum() == r.citizens.score.sum() - \
-        r.manifest["scenario"]["policy"]["start_score"] * r.manifest["population"]
+    assert (a.points_awarded - a.points_deducted).sum() == r.citizens.score.sum() - r.citizens.start_score.sum()
 
 
 def test_default_run_is_rongcheng_at_real_size_and_rr1_stays_by_name():

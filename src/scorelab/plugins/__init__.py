@@ -7,7 +7,8 @@ The order matters where mechanisms meet: the graphs come first (others read them
 refused before sub-score events are set apart (both in ``observe``); listings from before the run are drawn
 (``pre_score``, day 0) and set (``apply``) before removals and extensions; due process filters the day's
 observations before money is counted on what scores; reversals apply before the composite's monthly
-update and the peer ratings, which set the score from their own state; red lists see the final points.
+update and the peer ratings, which set the score from their own state; red lists see the final points; the
+lender comes last (its loan outcomes add to the day's score before the score range clips it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .composite import Composite
 from .consequences import Consequences
 from .due_process import DueProcess
 from .graphs import Graphs
+from .lending import Lending
 from .lists import Lists
 from .money import Money
 from .peer import Peer
@@ -26,7 +28,7 @@ from .privileges import Privileges
 from .redlist import RedLists
 
 REGISTRY: tuple[type[Mechanism], ...] = (Graphs, Lists, Privileges, Blocks, Consequences, Caps, DueProcess, Money,
-                                         Composite, Peer, RedLists)
+                                         Composite, Peer, RedLists, Lending)
 
 
 def check_all(sc) -> None:

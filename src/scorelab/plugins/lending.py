@@ -1,0 +1,240 @@
+"""A lender: loans decided from the score (and the pooled records), outcomes that feed back into the score.
+
+The lending loop of the fairness literature (Liu et al. 2018, "Delayed Impact of Fair Machine Learning";
+ml-fairness-gym's lending environment, D'Amour et al. 2020), written as a mechanism. Each true event of the
+``applies`` behaviour is a loan application (its rate is who applies, and every part of the behavioural
+model acts on it: deterrence, learning, heterogeneity, effects of restrictions and privileges). The lender
+approves an application iff the applicant's score at the start of the day is at or above the threshold of
+their group and they are under none of the ``deny_under`` restrictions (what a lender reading a pooled
+database sees: a blacklist listing, a low grade). A borrower repays with the probability the ``repay``
+curve of their group gives at their score (piecewise linear between its points), and the score moves by
+``repaid_points`` or ``default_points``; the policy's score range clips it (a ``score_range`` event)::
+
+    [policy.lender]
+    name = "bank"
+    applies = "apply_for_loan"              # the behaviour whose true events are applications
+    threshold = { white = 640, black = 600 } # approve iff score >= the group's threshold (or one number)
+    repaid_points = 75
+    default_points = -150
+    profit = 1.0                            # the lender's utility per repaid loan ...
+    loss = -4.0                             # ... and per default
+    deny_under = ["blacklist_ban"]          # refused while under these restrictions (pooled records)
+
+    [[policy.lender.repay]]                 # P(repay | score); one curve per group, or one without `group`
+    group = "white"
+    scores = [300, 600, 850]                # or csv = "white_repay.csv" (columns score,p_repay)
+    p = [0.05, 0.8, 0.99]
+
+Randomness: one uniform per application from a stream of its own per (shard, group), drawn whether the
+application is approved or not, so a change of one group's threshold or curve leaves every other group's
+events as they were, and within a group the same applicant meets the same luck under any threshold.
+
+Events: ``score`` of rule ``lender:<name>:repaid`` / ``lender:<name>:default`` (a loan's outcome, true by
+construction: no sensor). Metrics: applications, loans, repaid, defaults, refused by score, refused by the
+pooled records, the lender's utility.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from ..config.limits import SCORE_LIMIT
+from ..config.strict import StrictModel
+from .base import Mechanism, Metric
+
+_Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
+_Threshold = Annotated[int, Field(ge=-SCORE_LIMIT, le=SCORE_LIMIT)]
+LENDER_KEY = 0x1E4D00  # + group index: the lender's stream per (shard, group)
+
+
+class RepayCurve(StrictModel):
+    """P(repay | score) for one group (or, without ``group``, for every group without its own curve)."""
+
+    group: _Name | None = None
+    scores: list[Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)]] = Field(default_factory=list,
+                                                                                       max_length=100_000)
+    p: list[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]] = Field(default_factory=list,
+                                                                                 max_length=100_000)
+    csv: str | None = Field(None, description="columns score,p_repay (read when the scenario is loaded)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "RepayCurve":
+        if not self.scores:
+            raise ValueError("scores: give at least one point of the curve (or a csv)")
+        if len(self.p) != len(self.scores):
+            raise ValueError(f"p: {len(self.p)} probabilities for {len(self.scores)} scores; give one per score")
+        if any(b <= a for a, b in zip(self.scores, self.scores[1:])):
+            raise ValueError("scores: must be strictly increasing")
+        return self
+
+
+class Lender(StrictModel):
+    name: _Name = "lender"
+    applies: _Name = Field(description="behaviour whose true events are loan applications")
+    threshold: _Threshold | dict[str, _Threshold] = Field(description="approve iff score >= this (one number, or per group)")
+    repay: list[RepayCurve] = Field(min_length=1, max_length=250)
+    repaid_points: int = Field(75, ge=-100_000, le=100_000)
+    default_points: int = Field(-150, ge=-100_000, le=100_000)
+    profit: float = Field(1.0, ge=-1e6, le=1e6, allow_inf_nan=False, description="lender's utility per repaid loan")
+    loss: float = Field(-4.0, ge=-1e6, le=1e6, allow_inf_nan=False, description="lender's utility per default")
+    deny_under: list[_Name] = Field(default_factory=list, description="restrictions under which it refuses")
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class LenderTables:
+    name: str
+    applies: int  # behaviour index
+    threshold: np.ndarray  # [G] int64
+    curves: tuple[tuple[np.ndarray, np.ndarray], ...]  # [G] (scores, p)
+    repaid: int
+    default: int
+    profit: float
+    loss: float
+    deny: tuple[int, ...]  # restriction indices
+
+
+def repay_probability(curve: tuple[np.ndarray, np.ndarray], score: np.ndarray) -> np.ndarray:
+    """P(repay) at each score: linear between the curve's points, its end values beyond them."""
+    xs, ps = curve
+    return np.interp(np.asarray(score, dtype=np.float64), xs, ps)
+
+
+class Lending(Mechanism):
+    name = "lending"
+    config = "policy.lender"
+
+    @staticmethod
+    def check(sc) -> None:
+        lender = sc.policy.lender
+        if lender is None:
+            return
+        behaviours = {b.name for b in sc.behaviours}
+        groups = [g.name for g in sc.groups]
+        if lender.applies not in behaviours:
+            raise ValueError(f"policy.lender.applies: unknown behaviour {lender.applies!r}; "
+                             f"allowed: {', '.join(sorted(behaviours))}")
+        if isinstance(lender.threshold, dict):
+            for g in lender.threshold:
+                if g not in groups:
+                    raise ValueError(f"policy.lender.threshold: unknown group {g!r}; groups are {', '.join(groups)}")
+            missing = [g for g in groups if g not in lender.threshold]
+            if missing:
+                raise ValueError(f"policy.lender.threshold: no threshold for group {missing[0]!r}; "
+                                 f"give one per group ({', '.join(groups)}) or one number")
+        seen: set[str | None] = set()
+        for i, c in enumerate(lender.repay):
+            if c.group is not None and c.group not in groups:
+                raise ValueError(f"policy.lender.repay[{i}].group: unknown group {c.group!r}; "
+                                 f"groups are {', '.join(groups)}")
+            if c.group in seen:
+                raise ValueError(f"policy.lender.repay[{i}].group: a second curve for "
+                                 f"{'every group' if c.group is None else repr(c.group)}")
+            seen.add(c.group)
+        if None not in seen:
+            missing = [g for g in groups if g not in seen]
+            if missing:
+                raise ValueError(f"policy.lender.repay: no curve for group {missing[0]!r}; give one per group "
+                                 "or one without `group` for the rest")
+        restrictions = {r.name for r in sc.policy.restrictions}
+        for j, r in enumerate(lender.deny_under):
+            if r not in restrictions:
+                raise ValueError(f"policy.lender.deny_under[{j}]: unknown restriction {r!r}; "
+                                 f"allowed: {', '.join(sorted(restrictions)) or 'none (the policy has no restrictions)'}")
+
+    @staticmethod
+    def compile(sc, params) -> LenderTables | None:
+        lender = sc.policy.lender
+        if lender is None:
+            return None
+        groups = [g.name for g in sc.groups]
+        thr = lender.threshold
+        threshold = np.array([thr[g] if isinstance(thr, dict) else thr for g in groups], dtype=np.int64)
+        by_group = {c.group: (np.asarray(c.scores, dtype=np.float64), np.asarray(c.p, dtype=np.float64))
+                    for c in lender.repay}
+        curves = tuple(by_group.get(g, by_group.get(None)) for g in groups)
+        restrictions = [r.name for r in sc.policy.restrictions]
+        return LenderTables(lender.name, list(params.behaviours).index(lender.applies), threshold, curves,
+                            lender.repaid_points, lender.default_points, lender.profit, lender.loss,
+                            tuple(restrictions.index(r) for r in lender.deny_under))
+
+    @staticmethod
+    def rules(c: LenderTables) -> list[str]:
+        return [f"lender:{c.name}:repaid", f"lender:{c.name}:default"]
+
+    @staticmethod
+    def metrics(c: LenderTables, params) -> list[Metric]:
+        n = c.name
+        return [Metric(f"loan_applications_{n}", "count", "applications", f"loan applications to {n}"),
+                Metric(f"loans_{n}", "count", "loans", f"loans {n} granted (score at or above the group's threshold)"),
+                Metric(f"loans_repaid_{n}", "count", "loans", f"loans from {n} repaid (score + repaid_points)"),
+                Metric(f"loans_defaulted_{n}", "count", "loans", f"loans from {n} defaulted (score + default_points)"),
+                Metric(f"loans_refused_score_{n}", "count", "applications",
+                       f"applications {n} refused because the score was below the group's threshold"),
+                Metric(f"loans_refused_records_{n}", "count", "applications",
+                       f"applications {n} refused because of a restriction in the pooled records (deny_under)"),
+                Metric(f"lender_utility_{n}", "sum", "utility", f"{n}'s utility: profit per repaid loan, loss per default",
+                       real=True)]
+
+    @staticmethod
+    def max_daily_points(c: LenderTables) -> int:
+        return max(abs(c.repaid), abs(c.default))
+
+    def __init__(self, c: LenderTables, S):
+        super().__init__(c, S)
+        self.streams = [S.rng(LENDER_KEY + g) for g in range(S.G)]
+        self.rule_repaid = f"lender:{c.name}:repaid"
+        self.rule_default = f"lender:{c.name}:default"
+        self.today: tuple[np.ndarray, np.ndarray] | None = None
+
+    def pre_score(self, S, D) -> None:
+        c, t, n = self.c, D.t, self.c.name
+        ids, grp, _ = D.acted[c.applies]
+        self.today = None
+        if len(ids) == 0:
+            return
+        m = S.metrics
+        m[f"loan_applications_{n}"][t] += np.bincount(grp, minlength=S.G)
+        # one uniform per application, per group stream, whatever the decision (ids are in group blocks)
+        u = np.empty(len(ids))
+        for g in range(S.G):
+            sel = grp == g
+            k = int(sel.sum())
+            if k:
+                u[sel] = self.streams[g].random(k)
+        score = S.score[ids]
+        by_score = score >= c.threshold[grp]
+        ok = by_score.copy()
+        for r in c.deny:
+            ok &= ~S.restricted_at_start(r, ids, t)
+        m[f"loans_refused_score_{n}"][t] += np.bincount(grp[~by_score], minlength=S.G)
+        m[f"loans_refused_records_{n}"][t] += np.bincount(grp[by_score & ~ok], minlength=S.G)
+        ids, grp, u, score = ids[ok], grp[ok], u[ok], score[ok]
+        if not len(ids):
+            return
+        p = np.empty(len(ids))
+        for g in range(S.G):
+            sel = grp == g
+            if sel.any():
+                p[sel] = repay_probability(c.curves[g], score[sel])
+        repaid = u < p
+        m[f"loans_{n}"][t] += np.bincount(grp, minlength=S.G)
+        good = np.bincount(grp[repaid], minlength=S.G)
+        bad = np.bincount(grp[~repaid], minlength=S.G)
+        m[f"loans_repaid_{n}"][t] += good
+        m[f"loans_defaulted_{n}"][t] += bad
+        m[f"lender_utility_{n}"][t] += good * c.profit + bad * c.loss
+        self.today = (ids, repaid)
+        D.extra.append(ids)
+
+    def apply(self, S, D) -> None:
+        if self.today is None:
+            return
+        ids, repaid = self.today
+        S.score_change(D.t, ids[repaid], self.c.repaid, self.rule_repaid)
+        S.score_change(D.t, ids[~repaid], self.c.default, self.rule_default)
+        self.today = None
