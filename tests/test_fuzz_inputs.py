@@ -9,6 +9,7 @@ runs the command a user would. Whatever the change, the command must end with ex
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import tomllib
 from pathlib import Path
@@ -111,10 +112,12 @@ def test_scenario_with_one_wrong_value_is_refused(tmp_path, preset, data):
         tmp = Path(d)
         f = tmp / "scenario.toml"
         f.write_text(_toml(doc))
+        if (_presets_dir() / preset).is_dir():  # the preset's CSV files (start distributions), read beside it
+            shutil.copytree(_presets_dir() / preset, tmp / preset)
         # small runs (-n/-t), except where the mutation is the size itself (the options would replace it)
         size = [] if path in (("scenario", "population"), ("scenario", "days")) else ["-n", "100", "-t", "2"]
         res = runner.invoke(app, ["run", str(f), "--out", str(tmp / "out"), *size, "--quiet", "--no-report"])
-        assert_refused(res, tmp, {"scenario.toml"}, str(f))
+        assert_refused(res, tmp, {"scenario.toml", preset}, str(f))
         if not isinstance(bad, dict):  # a table where a number was: the message may name the table's key instead
             assert field_name(path) in res.output, (path, bad, res.output)
 
