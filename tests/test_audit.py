@@ -348,3 +348,19 @@ def test_sampled_run_and_smaller_counterfactual(tmp_path):
     assert 0.7 < ch["speech_counterfactual"] / ch["speech_run"] < 1.4
     r = CliRunner().invoke(app, ["audit", str(run.path), "--counterfactual-population", "0"])
     assert r.exit_code == 2 and "--counterfactual-population" in r.output
+
+
+def test_new_listings_metric_counts_the_list_start_events(tmp_path):
+    """listings_<list> (new listings per day, renewals and listings from before the run left out) equals the
+    event log's list_start events of trigger rules, day by day (national-blacklist, every citizen kept)."""
+    import scorelab
+
+    run = scorelab.simulate("national-blacklist", seed=4, out=tmp_path / "nb", population=30_000, days=200, workers=1,
+                            ledger="all")
+    ev = run.events
+    starts = ev[(ev["kind"].astype(str) == "list_start") & (ev["rule"].astype(str) != "initial_listing")]
+    per_day = starts.groupby("day").size().reindex(range(200), fill_value=0).to_numpy()
+    m = run.metrics
+    metric = m[m.group == "all"].sort_values("day")["listings_dishonest_defaulters"].to_numpy()
+    assert metric.sum() > 50
+    assert (metric == per_day).all()

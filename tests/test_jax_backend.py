@@ -24,7 +24,7 @@ Z = 5.0  # tolerance in standard deviations for every statistical comparison bel
 SLACK = 5  # plus this many events, for metrics whose expected count is tiny
 
 TABLES = ["metrics.parquet", "citizens.parquet", "events.parquet", "distribution.parquet"]
-EVENT_PREFIXES = ("true_", "observed_", "false_")
+EVENT_PREFIXES = ("true_", "observed_", "false_", "listings_")  # counts of events (new listings too)
 EVENTS = ("penalties", "wrongful_penalties", "wrongful_rewards", "criticism")
 STATES_PREFIXES = ("grade_", "listed_", "restricted")
 

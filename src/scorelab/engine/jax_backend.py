@@ -126,6 +126,7 @@ def _layout(P: Params) -> _Layout:
     rows = ["restricted", "penalties", "wrongful_penalties", "wrongful_rewards", "criticism"]
     rows += [f"restricted_{r}" for r in P.restriction_names] if R > 1 else []
     rows += [f"grade_{g}" for g in P.grade_names] + [f"listed_{b}" for b in P.bl_names]
+    rows += [f"listings_{b}" for b in P.bl_names]
     rows += [f"true_{b}" for b in P.behaviours] + [f"observed_{b}" for b in P.behaviours]
     rows += [f"false_{P.behaviours[f.behaviour]}" for f in P.false_sources]
     wide = ["score_dev"] + (["clip_adj"] if P.score_min is not None or P.score_max is not None else [])
@@ -233,6 +234,7 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
                 add("wrongful_rewards", o)
             for k in np.flatnonzero(P.bl_trigger == b):
                 until = (t + int(P.bl_duration[k])).astype(ddt)
+                add(f"listings_{P.bl_names[k]}", o & (listed[k].astype(jnp.int32) < t))  # not listed yesterday
                 listed = listed.at[k].set(jnp.where(o, jnp.maximum(listed[k], until), listed[k]))
             slot = int(P.deter_slot[b])
             if slot >= 0:

@@ -73,6 +73,7 @@ def metric_names(P: Params) -> list[str]:
     names = ["score_sum", "restricted", "penalties", "wrongful_penalties", "wrongful_rewards", "criticism"]
     names += [f"restricted_{r}" for r in P.restriction_names] if len(P.restriction_names) > 1 else []
     names += [f"grade_{g}" for g in P.grade_names] + [f"listed_{b}" for b in P.bl_names]
+    names += [f"listings_{b}" for b in P.bl_names]
     names += [f"true_{b}" for b in P.behaviours] + [f"observed_{b}" for b in P.behaviours]
     names += [f"false_{P.behaviours[f.behaviour]}" for f in P.false_sources]
     names += ["points_awarded", "points_deducted"]

@@ -56,6 +56,8 @@ def core_metrics(P) -> list[Metric]:
             for g in P.grade_names]
     out += [Metric(f"listed_{b}", "stock", "citizens", f"citizens on the blacklist {b} at the end of the day", target=b)
             for b in P.bl_names]
+    out += [Metric(f"listings_{b}", "count", "citizens", f"citizens newly put on the blacklist {b} that day (not "
+                   "renewals; a listing from before the run is not counted)") for b in P.bl_names]
     out += [Metric(f"true_{b}", "count", "events", f"true events of {b} (what people did)") for b in P.behaviours]
     out += [Metric(f"observed_{b}", "count", "events", f"events of {b} a sensor saw") for b in P.behaviours]
     out += [Metric(f"false_{P.behaviours[f.behaviour]}", "count", "events",

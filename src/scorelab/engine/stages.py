@@ -159,8 +159,10 @@ def sanction(S: ShardState, D: Day) -> None:
             prev = S.listed[k][ids]
             S.listed[k][ids] = np.maximum(prev, until)
             S.calendar.setdefault(until, []).append(ids)
+            was = prev >= t  # listed at the end of yesterday: a renewal, not a new listing
+            if (~was).any():  # each citizen once, however many events today
+                S.metrics[f"listings_{P.bl_names[k]}"][t] += S.count(np.unique(ids[~was]))
             if S.keep:
-                was = prev >= t  # listed at the end of yesterday: a renewal, not a new listing
                 if (~was).any():
                     S.log.emit("list_start", t, ids[~was], rule=b, sensor=int(P.sensor_of[b]), false=false,
                                target=int(k), until=until)
