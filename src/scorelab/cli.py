@@ -409,7 +409,7 @@ def explain(
 
 
 from . import cli_experiments  # noqa: F401,E402  (registers compare, sweep, query, lab after the commands above)
-from . import cli_validity  # noqa: F401,E402  (registers replicate)
+from . import cli_validity  # noqa: F401,E402  (registers replicate, calibrate)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`scorelab replicate`: published results reproduced through the engine (docs/validity.md)."""
+"""`scorelab replicate` (published results reproduced through the engine) and `scorelab calibrate` (free
+parameters fitted to published figures): docs/validity.md."""
 
 from __future__ import annotations
 
@@ -97,3 +98,83 @@ def replicate(
     console.print(summary[summary.find("For the black group"):].strip())
     console.print(f"written: [bold]{out}[/] (outcomes.csv, outcome_curve.csv"
                   f"{', dynamics.csv, credit_gap.csv' if dyn else ''}, figures.html, summary.md)")
+
+
+@app.command()
+def calibrate(
+    scenario: Optional[str] = typer.Argument(None, help="preset name or scenario TOML file"),
+    targets: Optional[Path] = typer.Argument(None, help="targets TOML: published figures, free parameters, search (docs/validity.md)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="calibration directory (new, or empty)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the calibration in this directory"),
+    trials: Optional[int] = typer.Option(None, "--trials", help="with --resume: complete trials to reach (default: the file's)"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="local worker processes (default: all cores)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Fit free scenario parameters to published figures (Optuna); resumable; writes best.toml, trials.parquet,
+    fit.csv and the fit report (fit.html, fit.md)."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .engine.runner import default_workers
+    from .experiments import calibrate as cal
+
+    _positive("--workers", workers)
+    _positive("--trials", trials)
+    if resume is None and (scenario is None or targets is None or out is None):
+        fail("give SCENARIO TARGETS.toml --out DIR to start a calibration, or --resume DIR to continue one")
+    if resume is not None and (scenario is not None or targets is not None or out is not None):
+        fail("--resume DIR continues a calibration from its directory: give no SCENARIO, TARGETS or --out with it")
+    if trials is not None and resume is None:
+        fail("--trials: set the number of trials in the targets file ([search] trials); --trials applies to --resume")
+    where = resume if resume is not None else out
+    bar = Progress(TextColumn("[bold]calibrate[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("runs · {task.fields[best]}"),
+                   TimeElapsedColumn(), console=err, disable=quiet, transient=False)
+    state: dict = {"task": None, "best": None}
+
+    def listener(event: str, payload) -> None:
+        if state["task"] is None:
+            return
+        if event in ("done", "failed"):
+            bar.advance(state["task"])
+        if event == "failed":
+            err.print(f"[red]run failed[/] ({escape(payload.describe())}): {escape(payload.error)}", highlight=False,
+                      soft_wrap=True)
+
+    def on_trial(number: int, value: float, point: dict) -> None:
+        if state["best"] is None or value < state["best"]:
+            state["best"] = value
+            bar.update(state["task"], best=f"best objective {value:.4g} (trial {number})")
+
+    try:
+        plan = cal.load_plan(resume) if resume is not None else cal.build_plan(scenario, targets)  # type: ignore[arg-type]
+        goal = trials or plan["spec"]["search"]["trials"]
+        state["task"] = bar.add_task("calibrate", total=goal * len(plan["seeds"]), best="")
+        kw = dict(workers=workers or default_workers(), scheduler=scheduler, listener=listener, on_trial=on_trial)
+        with bar:
+            if resume is not None:
+                plan, result = cal.resume(resume, trials=trials, **kw)
+            else:
+                plan, result = cal.start(scenario, targets, out, **kw)  # type: ignore[arg-type]
+    except ConfigError as e:
+        fail(str(e))
+        return
+    except KeyboardInterrupt:
+        err.print(f"interrupted: finished trials and runs are kept; continue with `scorelab calibrate --resume {where}`")
+        raise typer.Exit(130)
+    import pandas as pd
+
+    fit = pd.read_csv(Path(where) / "fit.csv")
+    t = Table(title=f"best trial {result['best_trial']}: objective {result['best_objective']:.4g}")
+    for c in ("target", "role", "published", "simulated", "95% CI", "z"):
+        t.add_column(c, justify="left" if c in ("target", "role") else "right")
+    for r in fit.itertuples():
+        ci = f"{r.ci_low:,.4g} – {r.ci_high:,.4g}" if pd.notna(r.ci_low) else "–"
+        t.add_row(r.target, r.role, f"{r.published:,.4g}", f"{r.simulated:,.4g}", ci, f"{r.z:+.2f}")
+    console.print(t)
+    for path, v in zip(plan["parameters"].values(), result["best_parameters"].values()):
+        how = "x base" if plan["spec"]["parameters"][path]["scale"] else "="
+        console.print(escape(f"  {path} {how} {v:.6g}" if isinstance(v, float) else f"  {path} {how} {v!r}"))
+    console.print(f"written: [bold]{where}[/] (best.toml, trials.parquet, trials.csv, fit.csv, fit.html, fit.md)")
+    if result["failed_runs"]:
+        err.print(f"{result['failed_runs']} run(s) failed; see {Path(where) / 'failures.json'}")

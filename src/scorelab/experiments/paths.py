@@ -155,3 +155,33 @@ def apply(data: dict[str, Any], assignments: dict[str, Any]) -> dict[str, Any]:
         container, key = _walk(out, parse(path), groups, expand=True)
         container[key] = value
     return out
+
+
+def value(data: dict[str, Any], path: str) -> Any:
+    """The value at ``path``: a number, or a table (a per-group value given per group); a single per-group
+    number addressed by group reads as that number."""
+    segments = parse(path)
+    groups = [g["name"] for g in data.get("groups", []) if isinstance(g, dict)]
+    container, key = _walk(data, segments, groups, expand=False)
+    if container is None:
+        parent, pkey = _walk(data, segments[:-1], groups, expand=False)
+        return parent[pkey]
+    return container[key]
+
+
+def scale(data: dict[str, Any], path: str, factor: float) -> dict[str, Any]:
+    """A deep copy of ``data`` with the number at ``path`` (or every number of the table there, such as a
+    per-group rate) multiplied by ``factor``; a whole number stays whole (rounded)."""
+    out = copy.deepcopy(data)
+    groups = [g["name"] for g in out.get("groups", []) if isinstance(g, dict)]
+    container, key = _walk(out, parse(path), groups, expand=True)
+
+    def times(v: Any) -> Any:
+        if not _is_number(v):
+            raise PathError(f"{path} holds {v!r}, not a number to scale")
+        x = v * factor
+        return int(round(x)) if isinstance(v, int) else float(x)
+
+    current = container[key]
+    container[key] = {k: times(v) for k, v in current.items()} if isinstance(current, dict) else times(current)
+    return out
