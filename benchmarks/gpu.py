@@ -2,6 +2,7 @@
 in under 5 s on one H200), measured where JAX finds a GPU.
 
     python benchmarks/gpu.py                       # 1.4e9 x 365 on a GPU; 100,000 x 365 on a CPU
+    python benchmarks/gpu.py --quick               # 20,000 x 30: a check that the script runs (any device)
     python benchmarks/gpu.py --prng rbg            # XLA's RngBitGenerator (Philox on GPU): cheaper bits
     python benchmarks/gpu.py -n 100000000 --json benchmarks/results/gpu-<date>.json
 
@@ -32,17 +33,27 @@ sys.path.insert(0, str(ROOT / "src"))
 
 TARGET_N, TARGET_T, TARGET_S = 1_400_000_000, 365, 5.0
 CPU_DEFAULT_N = 100_000
+QUICK_N, QUICK_T = 20_000, 30
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", "--population", type=float, default=None,
                     help=f"citizens (default {TARGET_N:.2g} on a GPU, {CPU_DEFAULT_N:,} on a CPU)")
-    ap.add_argument("-t", "--days", type=int, default=TARGET_T)
+    ap.add_argument("-t", "--days", type=int, default=None, help=f"days (default {TARGET_T})")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"{QUICK_N:,} citizens x {QUICK_T} days unless -n/-t say otherwise: checks the script, measures nothing")
     ap.add_argument("-s", "--seed", type=int, default=0)
     ap.add_argument("--prng", default=None, help="JAX PRNG implementation: threefry2x32 (default), rbg, unsafe_rbg")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     a = ap.parse_args(argv)
+    for name, value in (("--population", a.population), ("--days", a.days)):
+        if value is not None and not (value >= 1 and float(value).is_integer()):
+            print(f"--{name.lstrip('-')}: {value:g} is not allowed; give a whole number of at least 1", file=sys.stderr)
+            return 2
+    if a.seed < 0:
+        print(f"--seed: {a.seed} is not allowed; give a whole number of at least 0", file=sys.stderr)
+        return 2
 
     try:
         import jax
@@ -58,15 +69,23 @@ def main(argv: list[str] | None = None) -> int:
     import scorelab
     from scorelab.engine import jax_backend as jb
     from scorelab.engine.params import compile_params
-    from scorelab.engine.runner import Detail, merge_metrics, plan_shards, run_shards
+    from scorelab.engine.runner import Detail, merge_metrics, plan_shards, run_shards, shard_size_for
 
     dev = jax.devices()[0]
     on_gpu = dev.platform != "cpu"
-    n = int(a.population) if a.population else (TARGET_N if on_gpu else CPU_DEFAULT_N)
+    if not on_gpu:
+        print(f"no GPU found: JAX's default device is {jb.device_description()} (install a CUDA jaxlib, "
+              "e.g. pip install -U 'jax[cuda12]', on a GPU machine); the figures below are CPU figures, "
+              "not a measurement of the target", flush=True)
+    n = int(a.population) if a.population else (QUICK_N if a.quick else TARGET_N if on_gpu else CPU_DEFAULT_N)
+    a.days = a.days or (QUICK_T if a.quick else TARGET_T)
     P = compile_params(scorelab.load("rr1", population=n, days=a.days))
+    # on a GPU the device's shard size; on a CPU jax_backend.shard_size() is None (the numpy kernel's cut,
+    # as `scorelab run --backend jax` uses there)
     specs = plan_shards(n, a.seed, Detail("none", 0), shard_size=jb.shard_size())
+    size = jb.shard_size() or shard_size_for(n)
     print(f"device {jb.device_description()}, jax {jax.__version__}; RR-1 {n:,} citizens x {a.days} days, "
-          f"{len(specs)} shard(s) of up to {jb.shard_size():,}", flush=True)
+          f"{len(specs)} shard(s) of up to {size:,}", flush=True)
 
     t0 = time.perf_counter()
     seen = set()
@@ -105,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "device": jb.device_description(), "platform": dev.platform, "jax": jax.__version__,
             "python": platform.python_version(), "numpy": np.__version__,
-            "population": n, "days": a.days, "seed": a.seed, "shards": len(specs), "shard_size": jb.shard_size(),
+            "population": n, "days": a.days, "seed": a.seed, "shards": len(specs), "shard_size": size,
             "compile_seconds": round(compile_s, 3), "run_seconds": round(run_s, 3), "agent_days_per_second": rate,
             "device_peak_bytes": peak, "mean_score_last_day": float(mean_score),
             "restricted_share_last_day": float(restricted),

@@ -239,7 +239,7 @@ def test_dask_local_cluster_runs_a_sweep_like_local_workers(tmp_path, env_path):
 
 def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
-    monkeypatch.setattr("scorelab.experiments.execute.CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("scorelab.engine.cluster.CONNECT_TIMEOUT", "1s")
     f = write(tmp_path, SMALL.format(extra=""))
     res = runner.invoke(app, ["sweep", str(f), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9", "-q"])
     assert res.exit_code == 2 and "cannot reach the Dask scheduler" in res.output

@@ -21,7 +21,7 @@ from .config.loader import ConfigError, load_scenario, short
 from .config.models import Scenario
 from .engine.outputs import declared
 from .engine.params import Params, compile_params
-from .engine import runner
+from .engine import cluster, runner  # cluster imports distributed only when a scheduler is given
 from .engine.checkpoint import check_shards, finished_shards, load_plan, load_shard, partial_dir, save_plan, save_shard
 from .engine.runner import Detail, default_workers, merge_metrics, plan_detail, plan_shards, run_shards
 from .store import (
@@ -221,7 +221,8 @@ class Run:
 def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str | Path | None = None, *,
              population: int | None = None, days: int | None = None, ledger: str | None = None,
              workers: int | None = None, force: bool = False,
-             progress: Callable[[int, int], None] | None = None, backend: str = "numpy") -> Run:
+             progress: Callable[[int, int], None] | None = None, backend: str = "numpy",
+             scheduler: Any = None) -> Run:
     """Run a scenario and write its run directory; returns the `Run`.
 
     ``out=None`` keeps the run in memory and leaves no directory behind (it is written to a temporary
@@ -230,16 +231,29 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
     shards checkpoints each finished shard; `resume(out)` finishes a run that was killed.
     ``backend``: "numpy" (the sparse CPU kernel) or "jax" (the dense kernel on JAX's default device, GPU or
     CPU; RR-1-class scenarios only; needs the ``gpu`` extra). See docs/gpu.md.
+    ``scheduler``: a Dask scheduler address (``"tcp://host:8786"``) or a ``distributed.Client``: the shards
+    run on that cluster's workers and come back here to be written; the same seed gives the same bytes as
+    a local run. Needs the ``sweep`` extra; see docs/performance.md.
     """
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if population is not None or days is not None:
         meta = sc.scenario.model_copy(update={k: v for k, v in (("population", population), ("days", days)) if v})
         sc = Scenario.model_validate({**sc.model_dump(), "scenario": meta.model_dump()})
     seed = sc.scenario.seed if seed is None else seed
+    if isinstance(scheduler, str):  # reached before anything is written: a bad address leaves nothing
+        _check_scheduler_options(backend, workers)
+        client = cluster.connect_scheduler(scheduler)
+        try:
+            return simulate(sc, seed, out, ledger=ledger, workers=workers, force=force, progress=progress,
+                            backend=backend, scheduler=client)
+        finally:
+            client.close()
+    client = _cluster(scheduler, backend, workers)
     if out is None:
         tmp = Path(tempfile.mkdtemp(prefix=f"scorelab-{sc.scenario.name}-"))
         try:
-            run = simulate(sc, seed, tmp / "run", ledger=ledger, workers=workers, progress=progress, backend=backend)
+            run = simulate(sc, seed, tmp / "run", ledger=ledger, workers=workers, progress=progress, backend=backend,
+                           scheduler=client)
             return Run.into_memory(run.path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -262,7 +276,7 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
                 "shard_size": runner.shard_size_for(sc.scenario.population), "scorelab": __version__}
         try:
             return _execute(sc, seed, out, stage, plan, ledger, workers, force, progress, resumed=False,
-                            backend=backend)
+                            backend=backend, client=client)
         except OSError as e:  # a full disk, a folder removed under us: keep only what can be resumed
             from .atomic import describe_os_error
 
@@ -274,8 +288,38 @@ def simulate(scenario: Scenario | str | Path, seed: int | None = None, out: str 
                                               f"cause is fixed, finish with `scorelab run --resume {out}`") from None
 
 
-def resume(out: str | Path, workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> Run:
-    """Finish a run that was killed part-way: only the shards without a checkpoint are simulated."""
+def _check_scheduler_options(backend: str, workers: int | None) -> None:
+    if backend == "jax":
+        raise ConfigError("--scheduler", None, "the JAX backend runs on this machine's device; "
+                                               "use --backend numpy with --scheduler")
+    if workers is not None:
+        raise ConfigError("--workers", None, "not used with --scheduler (the cluster's workers run the shards); "
+                                             "give one or the other")
+
+
+def _cluster(scheduler: Any, backend: str, workers: int | None):
+    """``scheduler`` checked as a Dask client (None: run here): workers there, versions as here."""
+    if scheduler is None:
+        return None
+    if not cluster.is_client(scheduler):
+        raise ConfigError("scheduler", None, f"{short(scheduler)} is neither a scheduler address "
+                                             "(such as 'tcp://host:8786') nor a distributed.Client")
+    _check_scheduler_options(backend, workers)
+    cluster.prepare(scheduler)
+    return scheduler
+
+
+def resume(out: str | Path, workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+           scheduler: Any = None) -> Run:
+    """Finish a run that was killed part-way: only the shards without a checkpoint are simulated
+    (on the Dask cluster of ``scheduler``, an address or a client, if given: see `simulate`)."""
+    if isinstance(scheduler, str):
+        _check_scheduler_options("numpy", workers)
+        client = cluster.connect_scheduler(scheduler)
+        try:
+            return resume(out, workers=workers, progress=progress, scheduler=client)
+        finally:
+            client.close()
     out = Path(out)
     stage = partial_dir(out)
     plan = load_plan(stage)
@@ -295,13 +339,15 @@ def resume(out: str | Path, workers: int | None = None, progress: Callable[[int,
     if backend == "numpy" and plan.get("shard_size") != runner.shard_size_for(sc.scenario.population):
         raise ConfigError(str(out), "shard_size", f"the run was started with shards of {plan.get('shard_size')} "
                                                   f"citizens, this scorelab uses {runner.shard_size_for(sc.scenario.population)}")
+    client = _cluster(scheduler, backend, workers)
     with OutputLock(out):
         return _execute(sc, plan["seed"], out, stage, plan, plan.get("ledger"), workers, False, progress, resumed=True,
-                        backend=backend)
+                        backend=backend, client=client)
 
 
 def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, Any], ledger: str | None,
-             workers: int | None, force: bool, progress, resumed: bool, backend: str = "numpy") -> Run:
+             workers: int | None, force: bool, progress, resumed: bool, backend: str = "numpy",
+             client=None) -> Run:
     params = compile_params(sc)
     jaxb = _jax_backend(backend, params)
     detail = plan_detail(params.population, ledger)
@@ -311,7 +357,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
                               "(listings, restrictions) yet; use --ledger none with --backend jax, or --backend numpy")
         detail = plan_detail(params.population, "none")
     workers = workers or default_workers()
-    need = estimate_memory(params, detail, workers)
+    need = estimate_memory(params, detail, 0 if client is not None else workers)  # on Dask, no shard runs here
     have = available_memory()
     if need > 0.9 * have:
         raise ConfigError(
@@ -332,7 +378,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
         check_shards(stage, done, len(specs))
     t0 = time.perf_counter()
     fresh = run_shards(params, specs, workers=workers, progress=progress, skip=set(done), backend=backend,
-                       done=(lambda r: save_shard(stage, r)) if checkpoints else None)
+                       done=(lambda r: save_shard(stage, r)) if checkpoints else None, client=client)
     sim_s = time.perf_counter() - t0
     simulated = sum(s.size for s in specs if s.index not in done)
     by_index = {r.index: r for r in fresh}
@@ -361,7 +407,9 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             "shards": len(specs),
             "shard_size": shard_size or runner.shard_size_for(params.population),
             "resumed_shards": len(done),
-            "workers": 1 if jaxb else min(workers, max(1, len(specs) - len(done))),
+            "workers": 1 if jaxb else min(cluster.slots(client) if client is not None else workers,
+                                          max(1, len(specs) - len(done))),
+            **({"scheduler": cluster.describe(client)} if client is not None else {}),
             "backend": backend,
             "device": jaxb.device_description() if jaxb else "cpu",
             "bytes_per_citizen_state": state_bytes_per_citizen(params),
@@ -387,3 +435,4 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
         raise
     shutil.rmtree(stage, ignore_errors=True)
     return Run(out.resolve())
+

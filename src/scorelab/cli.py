@@ -70,7 +70,9 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     no_report: bool = typer.Option(False, "--no-report", help="do not write report.html at the end"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="finish a killed run of this directory from its checkpoints"),
-    backend: str = typer.Option("numpy", "--backend", help="numpy (sparse, CPU) or jax (dense, GPU; needs scorelab[gpu]; see docs/gpu.md)"),
+    backend: str = typer.Option("numpy", "--backend", help="numpy (sparse, CPU) or jax (dense, GPU; needs scorelab\\[gpu]; see docs/gpu.md)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="run the shards on this Dask cluster, e.g. tcp://host:8786 "
+                                            "(same bytes as a local run; needs scorelab\\[sweep]; see docs/performance.md)"),
 ) -> None:
     """Simulate a scenario and write its run directory (default: the Rongcheng pilot, 670,000 citizens for a year; RR-1 by name)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -85,13 +87,13 @@ def run(
     detail = _ledger_option(ledger)
     if resume is not None:
         if any(v is not None for v in (population, days, seed, out)) or scenario != DEFAULT_SCENARIO or force:
-            fail("--resume: give only the run directory (and --workers, --quiet, --no-report); "
+            fail("--resume: give only the run directory (and --workers, --scheduler, --quiet, --no-report); "
                  "the scenario, size, seed and detail come from its checkpoint")
         try:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("days"), TimeRemainingColumn(), console=err, disable=quiet, transient=True) as bar:
                 task = bar.add_task(f"resuming {resume}", total=None)
-                result = resume_run(resume, workers=workers,
+                result = resume_run(resume, workers=workers, scheduler=scheduler,
                                     progress=lambda d, t: bar.update(task, completed=d, total=t))
         except ConfigError as e:
             fail(str(e))
@@ -117,7 +119,7 @@ def run(
                 bar.update(task, completed=done, total=total)
 
             result = simulate(sc, seed=seed_, out=target, ledger=detail, workers=workers, force=force,
-                              progress=progress, backend=backend)
+                              progress=progress, backend=backend, scheduler=scheduler)
     except ConfigError as e:
         fail(str(e))
         return

@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .engine.kernel import HIST_WIDTH, ShardResult, hist_lo
-import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from .engine.events import COLUMNS as EVENT_COLUMNS, KIND, KINDS
 from .engine.outputs import declared
@@ -149,8 +148,10 @@ def read_ledger(run_dir: Path):
 def score_events(events: pa.Table) -> pa.Table:
     """The score changes of an event log (kind == score): the ledger of the README's invariant."""
     kind = events.column("kind").combine_chunks()
+    import pyarrow.compute as pc  # here, not at import: a run with --ledger none never needs it
+
     code = list(kind.dictionary.to_pylist()).index("score") if len(kind.dictionary) else 0
-    return events.filter(pa.compute.equal(kind.indices, code))
+    return events.filter(pc.equal(kind.indices, code))
 
 
 def citizens_table(params: Params, results: list[ShardResult], events: pa.Table) -> pa.Table:

@@ -102,11 +102,13 @@ def _run_in_worker(args):
 def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
                progress: Callable[[int, int], None] | None = None,
                done: Callable[[ShardResult], None] | None = None,
-               skip: set[int] | None = None, backend: str = "numpy") -> list[ShardResult]:
-    """Simulate shards (in this process, or a pool of `workers` processes); results in shard order.
+               skip: set[int] | None = None, backend: str = "numpy", client=None) -> list[ShardResult]:
+    """Simulate shards (in this process, a pool of `workers` processes, or the workers of a Dask
+    ``client``: `engine/cluster.py`); results in shard order.
 
-    ``progress(days_done, days_total)`` is called as days complete; ``done(result)`` as each shard ends,
-    in completion order (checkpointing writes there). Shards in ``skip`` are not run.
+    ``progress(days_done, days_total)`` is called as days complete (as shards complete on Dask);
+    ``done(result)`` as each shard ends, in completion order (checkpointing writes there). Shards in
+    ``skip`` are not run.
     """
     global _PROGRESS
     todo = [s for s in specs if not skip or s.index not in skip]
@@ -117,6 +119,11 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     if backend == "jax":  # engine/jax_backend.py; one process drives the device (no fork once JAX runs)
         from .jax_backend import simulate_shard_jax as sim
         workers = 1
+    if client is not None:  # the same shards, run on a cluster (api.py refuses it with the JAX backend)
+        from .cluster import run_shards_dask
+
+        results = run_shards_dask(client, params, todo, params.days, progress, done) if todo else []
+        return sorted(results, key=lambda r: r.index)
     if workers == 1:
         finished = 0
         for spec in todo:

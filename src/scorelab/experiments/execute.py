@@ -23,11 +23,10 @@ from urllib.parse import quote
 
 import numpy as np
 
-from ..config.loader import ConfigError
+from ..engine.cluster import check_scheduler, connect_scheduler  # noqa: F401  (compare and sweep use check_scheduler)
 from ..engine.workers import die_with_parent, stop_pool
 
 FAILURES = "failures.json"
-CONNECT_TIMEOUT = "15s"  # how long to try reaching a Dask scheduler
 
 
 def replicate_seed(root: int, replicate: int) -> int:
@@ -212,30 +211,6 @@ def _run_local(root: str, todo: list[RunTask], workers: int, finished: Callable[
         raise
     pool.shutdown(wait=True)
     return n
-
-
-def connect_scheduler(address: str):
-    """A Dask client of ``address``; ConfigError (never a traceback) when Dask is missing, the address is
-    malformed or the scheduler does not answer."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ConfigError("--scheduler", None, "Dask is not installed; pip install 'scorelab[sweep]'") from None
-    from ..config.loader import short
-
-    try:
-        return Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as e:
-        raise ConfigError("--scheduler", None, f"cannot reach the Dask scheduler at {short(address)}: {e}") from None
-    except (ValueError, TypeError) as e:
-        raise ConfigError("--scheduler", None, f"{short(address)} is not a scheduler address ({e}); "
-                                               "give one such as tcp://host:8786") from None
-
-
-def check_scheduler(address: str | None) -> None:
-    """Reach the scheduler before anything is written (then let go): a bad address leaves no directory."""
-    if address:
-        connect_scheduler(address).close()
 
 
 def _run_dask(root: str, todo: list[RunTask], address: str, finished: Callable[[Outcome], None],
