@@ -51,7 +51,7 @@ from ..config.loader import ConfigError, explain, load_scenario, parse_toml, res
 from ..config.strict import StrictModel
 from ..store import check_writable
 from . import paths
-from .execute import Listener, RunTask, check_scheduler, execute, replicate_seed, write_json
+from .execute import Listener, RunTask, check_scheduler, execute, read_manifest, replicate_seed, write_json
 from .sweep import Parameter, Scalar, column_name
 
 MANIFEST = "calibration.json"
@@ -316,20 +316,25 @@ def trial_tasks(plan: dict[str, Any], number: int, point: dict[str, Any]) -> lis
                     spec.ledger) for r, seed in enumerate(plan["seeds"])]
 
 
-def read_target(run_dir: Path, t: dict[str, Any]) -> float:
-    """One target's simulated value in one run: the metric for its group on its day or over its window,
-    scaled and offset as the plan says."""
+def read_targets(run_dir: Path, targets: list[dict[str, Any]]) -> dict[str, float]:
+    """Each target's simulated value in one run (metrics.parquet read once): the metric for its group on its day
+    or over its window, scaled and offset as the plan says."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(run_dir / "metrics.parquet", columns=["day", "group", t["metric"]]).to_pandas()
-    rows = table[table["group"].astype(str) == t["group"]]
-    if t["day"] is not None:
-        v = float(rows.loc[rows["day"] == t["day"], t["metric"]].iloc[0])
-    else:
-        a, b = t["window"]
-        sel = rows.loc[(rows["day"] >= a) & (rows["day"] <= b), t["metric"]].to_numpy(dtype=np.float64)
-        v = float(sel.sum() if t["stat"] == "sum" else sel.mean())
-    return v * float(t["factor"]) + float(t["offset"])
+    columns = ["day", "group", *dict.fromkeys(t["metric"] for t in targets)]
+    table = pq.read_table(run_dir / "metrics.parquet", columns=columns).to_pandas()
+    group = table["group"].astype(str)
+    out = {}
+    for t in targets:
+        rows = table[group == t["group"]]
+        if t["day"] is not None:
+            v = float(rows.loc[rows["day"] == t["day"], t["metric"]].iloc[0])
+        else:
+            a, b = t["window"]
+            sel = rows.loc[(rows["day"] >= a) & (rows["day"] <= b), t["metric"]].to_numpy(dtype=np.float64)
+            v = float(sel.sum() if t["stat"] == "sum" else sel.mean())
+        out[t["name"]] = v * float(t["factor"]) + float(t["offset"])
+    return out
 
 
 def objective(values: dict[str, float], targets: list[dict[str, Any]]) -> float:
@@ -341,9 +346,9 @@ def objective(values: dict[str, float], targets: list[dict[str, Any]]) -> float:
 def _evaluate(out: Path, plan: dict[str, Any], number: int) -> tuple[dict[str, float], dict[str, list[float]]]:
     per_rep: dict[str, list[float]] = {t["name"]: [] for t in plan["targets"]}
     for r in range(len(plan["seeds"])):
-        run = out / f"runs/trial={number}/replicate={r}"
-        for t in plan["targets"]:
-            per_rep[t["name"]].append(read_target(run, t))
+        values = read_targets(out / f"runs/trial={number}/replicate={r}", plan["targets"])
+        for name, v in values.items():
+            per_rep[name].append(v)
     return {k: float(np.mean(v)) for k, v in per_rep.items()}, per_rep
 
 
@@ -364,17 +369,7 @@ def start(scenario_src: str, targets_file: Path, out: Path, **kw: Any) -> tuple[
 
 
 def load_plan(out: Path) -> dict[str, Any]:
-    path = Path(out) / MANIFEST
-    if not path.is_file():
-        raise ConfigError(str(out), None, f"no {MANIFEST} here: not a calibration directory "
-                                          "(start one with `scorelab calibrate SCENARIO TARGETS.toml --out DIR`)")
-    try:
-        plan = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(str(path), None, f"unreadable calibration manifest: {e}") from None
-    if plan.get("kind") != "calibration":
-        raise ConfigError(str(path), "kind", "not a calibration manifest")
-    return plan
+    return read_manifest(out, MANIFEST, "calibration", "scorelab calibrate SCENARIO TARGETS.toml --out DIR")
 
 
 def resume(out: Path, trials: int | None = None, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -389,7 +384,6 @@ def run(out: Path, plan: dict[str, Any], *, workers: int = 1, scheduler: str | N
         listener: Listener | None = None, on_trial=None) -> dict[str, Any]:
     """Ask Optuna for trials in batches of ``workers`` (each trial: ``replicates`` runs), run them on the local
     pool or a Dask cluster, tell the objective, until ``trials`` trials are complete. Returns a summary."""
-    import optuna
     from optuna.trial import TrialState
 
     out = Path(out).resolve()

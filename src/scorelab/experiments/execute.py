@@ -24,6 +24,7 @@ from urllib.parse import quote
 import numpy as np
 
 from ..engine.cluster import check_scheduler, connect_scheduler  # noqa: F401  (compare and sweep use check_scheduler)
+from ..config.loader import ConfigError
 from ..engine.workers import die_with_parent, stop_pool
 
 FAILURES = "failures.json"
@@ -121,6 +122,20 @@ def clean_partials(root: Path) -> int:
             shutil.rmtree(p, ignore_errors=True)
             n += 1
     return n
+
+
+def read_manifest(out: Path, name: str, kind: str, start: str) -> dict[str, Any]:
+    """An experiment directory's manifest (``name``, of ``kind``), or a ConfigError that says how to start one."""
+    path = Path(out) / name
+    if not path.is_file():
+        raise ConfigError(str(out), None, f"no {name} here: not a {kind} directory (start one with `{start}`)")
+    try:
+        plan = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(str(path), None, f"unreadable {kind} manifest: {e}") from None
+    if plan.get("kind") != kind:
+        raise ConfigError(str(path), "kind", f"not a {kind} manifest")
+    return plan
 
 
 def write_json(path: Path, data: Any) -> None:

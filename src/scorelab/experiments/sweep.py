@@ -37,7 +37,7 @@ from .._version import __version__
 from ..config.loader import ConfigError, explain, load_scenario, parse_toml, resolve_source, scenario_from_dict
 from . import paths
 from ..store import check_writable
-from .execute import Listener, check_scheduler, Report, RunTask, execute, partition_dir, replicate_seed, write_json
+from .execute import Listener, check_scheduler, read_manifest, Report, RunTask, execute, partition_dir, replicate_seed, write_json
 
 MANIFEST = "sweep.json"
 MAX_RUNS = 10_000  # a sweep of more runs needs --yes (`start(..., max_runs=None)`)
@@ -302,18 +302,7 @@ def start(sweep_file: Path, out: Path, *, max_runs: int | None = MAX_RUNS, **kw:
 
 
 def load_plan(out: Path) -> dict[str, Any]:
-    import json
-
-    path = Path(out) / MANIFEST
-    if not path.is_file():
-        raise ConfigError(str(out), None, f"no {MANIFEST} here: not a sweep directory (start one with `scorelab sweep FILE`)")
-    try:
-        plan = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(str(path), None, f"unreadable sweep manifest: {e}") from None
-    if plan.get("kind") != "sweep":
-        raise ConfigError(str(path), "kind", "not a sweep manifest")
-    return plan
+    return read_manifest(out, MANIFEST, "sweep", "scorelab sweep FILE")
 
 
 def resume(out: Path, **kw: Any) -> tuple[dict[str, Any], Report]:
