@@ -186,3 +186,61 @@ def test_scaling_a_parameter_multiplies_every_group_and_keeps_whole_numbers_whol
         "duration_days"] == 1095
     assert base["behaviours"][0]["rate"] == BASE  # the base is not changed
     assert math.isclose(paths.value(base, "behaviours[repay_debt].rate"), 0.0012)
+
+
+def test_cmaes_recovers_two_factors_at_once(tmp_path):
+    """CMA-ES over two multipliers, each pinned by its own target (true flight attempts, new listings)."""
+    sc = scorelab.load("national-blacklist", population=20000, days=60)
+    data = sc.model_dump(mode="json")
+    for b in data["behaviours"]:
+        if b["name"] in ("judgment_default", "flight_purchase_attempt"):
+            b["rate"] = {g: v * (2.0 if b["name"] == "judgment_default" else 0.5) for g, v in b["rate"].items()}
+    sc = scenario_from_dict(data)
+    listings, flights = [], []
+    for r in range(2):
+        m = scorelab.simulate(sc, seed=cal.replicate_seed(3, r), out=tmp_path / f"truth{r}", ledger="none",
+                              workers=1).metrics
+        a = m[m.group == "all"]
+        listings.append(a.listings_dishonest_defaulters.sum() * 100)
+        flights.append(a.true_flight_purchase_attempt.sum() * 100)
+    body = f"""
+"behaviours[flight_purchase_attempt].rate" = {{ low = 0.1, high = 4.0, log = true, scale = true, name = "flight_x" }}
+
+[[targets]]
+name = "listings"
+metric = "listings_dishonest_defaulters"
+window = [0, 59]
+value = {np.mean(listings)}
+uncertainty = {np.mean(listings) * 0.02}
+
+[[targets]]
+name = "flights"
+metric = "true_flight_purchase_attempt"
+window = [0, 59]
+value = {np.mean(flights)}
+uncertainty = {np.mean(flights) * 0.01}
+"""
+    f = targets_file(tmp_path, body)
+    f.write_text(f.read_text().replace('trials = 6\nseed = 0', 'trials = 24\nseed = 0\nsampler = "cmaes"'))
+    out = tmp_path / "cal"
+    res = runner.invoke(app, ["calibrate", "national-blacklist", str(f), "--out", str(out), "-w", "1", "-q"])
+    assert res.exit_code == 0, res.output
+    trials = pd.read_csv(out / "trials.csv")
+    assert (trials.state == "COMPLETE").sum() == 24
+    best = trials.loc[trials.objective.idxmin()]
+    assert abs(best.listing_x - 2.0) / 2.0 < 0.25 and abs(best.flight_x - 0.5) / 0.5 < 0.1, best
+    assert best.objective < trials.objective.iloc[:4].min()  # it searched, not only sampled
+
+
+def test_a_missing_optimiser_is_named_with_its_install_command(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cmaes" else real(name, *a))
+    f = targets_file(tmp_path, OK)
+    f.write_text(f.read_text().replace('trials = 6\nseed = 0', 'trials = 6\nseed = 0\nsampler = "cmaes"'))
+    out = tmp_path / "cal"
+    res = runner.invoke(app, ["calibrate", "national-blacklist", str(f), "--out", str(out), "-q"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "search.sampler" in res.output and "cmaes" in res.output and "scorelab[calibrate]" in res.output
+    assert not out.exists()

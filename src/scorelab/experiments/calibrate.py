@@ -13,7 +13,7 @@ A targets file (TOML) names the published figures, the free parameters and the s
 
     [search]
     trials = 40
-    sampler = "tpe"              # tpe (Optuna's default) or random
+    sampler = "tpe"              # tpe (Optuna's default), cmaes (CMA-ES: continuous parameters) or random
     seed = 0
 
     [parameters]
@@ -102,7 +102,8 @@ class Target(StrictModel):
 
 class Search(StrictModel):
     trials: int = Field(40, gt=0, le=100_000, description="completed trials to reach")
-    sampler: Literal["tpe", "random"] = "tpe"
+    sampler: Literal["tpe", "cmaes", "random"] = Field("tpe", description="tpe: Optuna's default; cmaes: CMA-ES "
+        "(the `cmaes` package), best when every free parameter is a number and the targets pin them down; random")
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
@@ -282,6 +283,11 @@ def _study(out: Path, plan: dict[str, Any]):
     search = plan["spec"]["search"]
     if search["sampler"] == "random":
         sampler = optuna.samplers.RandomSampler(seed=search["seed"])
+    elif search["sampler"] == "cmaes":
+        # categorical parameters (lists of values) are drawn independently by TPE beside the CMA-ES search
+        sampler = optuna.samplers.CmaEsSampler(
+            seed=search["seed"], n_startup_trials=0, warn_independent_sampling=False,
+            independent_sampler=optuna.samplers.TPESampler(seed=search["seed"]))
     else:
         sampler = optuna.samplers.TPESampler(seed=search["seed"], constant_liar=True, n_startup_trials=10)
     storage = JournalStorage(JournalFileBackend(str(out / JOURNAL)))
@@ -352,6 +358,18 @@ def _evaluate(out: Path, plan: dict[str, Any], number: int) -> tuple[dict[str, f
     return {k: float(np.mean(v)) for k, v in per_rep.items()}, per_rep
 
 
+def check_optimiser(sampler: str, where: str) -> None:
+    """The search's libraries are an extra (`pip install 'scorelab[calibrate]'`): say so before anything is written."""
+    import importlib.util
+
+    need = ["optuna"] + (["cmaes"] if sampler == "cmaes" else [])
+    missing = [m for m in need if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(where, "search.sampler" if missing == ["cmaes"] else None,
+                          f"calibration needs {' and '.join(missing)}, which is not installed; "
+                          f"install it with: pip install 'scorelab[calibrate]'")
+
+
 def start(scenario_src: str, targets_file: Path, out: Path, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -360,6 +378,7 @@ def start(scenario_src: str, targets_file: Path, out: Path, **kw: Any) -> tuple[
                                               f"`scorelab calibrate --resume {out}`")
         raise ConfigError(str(out), None, "directory exists and is not empty; choose another --out")
     plan = build_plan(scenario_src, targets_file)
+    check_optimiser(plan["spec"]["search"]["sampler"], str(targets_file))
     check_writable(out)
     check_scheduler(kw.get("scheduler"))
     out.mkdir(parents=True, exist_ok=True)
@@ -374,6 +393,7 @@ def load_plan(out: Path) -> dict[str, Any]:
 
 def resume(out: Path, trials: int | None = None, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     plan = load_plan(out)
+    check_optimiser(plan["spec"]["search"]["sampler"], str(out))
     if trials is not None:
         plan["spec"]["search"]["trials"] = int(trials)
         write_json(Path(out) / MANIFEST, plan)
