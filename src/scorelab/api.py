@@ -31,6 +31,7 @@ from .store import (
     check_writable,
     commit_dir,
     distribution_table,
+    event_arrays,
     events_table,
     metrics_table,
     read_manifest,
@@ -147,6 +148,21 @@ class Run:
                 raise KeyError(f"this run has no table {name!r}; tables: {', '.join(self._memory)}")
             return self._memory[name].to_pandas()
         return pd.read_parquet(self.path / f"{name}.parquet")
+
+    def columns(self, name: str, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Columns of a table as NumPy arrays (categories as their strings), read without pandas."""
+        from .arrowio import to_numpy
+
+        if self._memory is not None:
+            t = self._memory[name]
+            t = t.select([c for c in names if c in t.column_names]) if names else t
+        else:
+            import pyarrow.parquet as pq
+
+            f = pq.ParquetFile(self.path / f"{name}.parquet")
+            have = f.schema_arrow.names
+            t = f.read(columns=[c for c in names if c in have] if names else None)
+        return {c: to_numpy(t.column(c)) for c in t.column_names}
 
     @property
     def metrics(self):
@@ -389,9 +405,11 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
         sizes, merged = merge_metrics(params, results)
         metrics = metrics_table(params, sizes, merged)
         write_parquet(metrics, tmp / "metrics.parquet")
-        led = events_table(params, results)
+        raw = event_arrays(results)
+        led = events_table(params, raw)
         write_parquet(led, tmp / "events.parquet")
-        cit = citizens_table(params, results, led)
+        cit = citizens_table(params, results, raw)
+        del raw
         write_parquet(cit, tmp / "citizens.parquet")
         write_parquet(distribution_table(params, results), tmp / "distribution.parquet")
         wall = time.perf_counter() - t0
@@ -434,5 +452,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(stage, ignore_errors=True)
-    return Run(out.resolve())
+    run = Run(out.resolve())
+    run.__dict__["params"] = params  # what `params` would compile again from the manifest
+    return run
 

@@ -29,7 +29,9 @@ def default_out(name: str, population: int, days: int, seed: int) -> Path:
 
 
 def print_summary(run) -> None:
-    s = run.summary()
+    from .mechsummary import summary_rows
+
+    headline, rows = summary_rows(run)
     table = Table(title=f"{run.manifest['scenario']['scenario']['name']}: "
                         f"{run.manifest['population']:,} citizens, {run.manifest['days']} days, seed {run.manifest['seed']}")
     table.add_column("group")
@@ -38,13 +40,10 @@ def print_summary(run) -> None:
     table.add_column("penalties", justify="right")
     table.add_column("wrongful penalties", justify="right")
     table.add_column("criticism", justify="right")
-    for group, row in s.iterrows():
-        table.add_row(str(group), f"{row.mean_score:.2f}", f"{row.restricted_share:.2%}", f"{int(row.penalties):,}",
-                      f"{int(row.wrongful_penalties):,}", f"{int(row.criticism):,}")
+    for group, row in headline:
+        table.add_row(str(group), f"{row['mean_score']:.2f}", f"{row['restricted_share']:.2%}",
+                      f"{int(row['penalties']):,}", f"{int(row['wrongful_penalties']):,}", f"{int(row['criticism']):,}")
     console.print(table)
-    from .mechsummary import mechanism_rows
-
-    rows = mechanism_rows(run)
     if rows:  # what the preset's mechanisms did (blocked purchases, money collected, fakeness, ...)
         mech = Table(title="mechanisms (all groups)")
         mech.add_column("metric")

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import arrowio as aio
 from .engine.kernel import HIST_WIDTH, ShardResult, hist_lo
 
 from .engine.events import COLUMNS as EVENT_COLUMNS, KIND, KINDS
@@ -26,8 +27,7 @@ TABLES = ("metrics", "citizens", "events", "distribution")
 HEADLINE = ["mean_score", "restricted_share", "penalties", "wrongful_penalties", "criticism"]
 
 
-def _dict_col(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), type=pa.int32()), pa.array(names))
+_dict_col = aio.dictionary
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
@@ -55,11 +55,11 @@ def metrics_table(params: Params, sizes: np.ndarray, m: dict[str, np.ndarray]) -
             cols[decl.name] = with_all(m[decl.array])
     day = np.repeat(np.arange(T, dtype=np.int32), G + 1)
     group = np.tile(np.arange(G + 1), T)
-    arrays = {"day": pa.array(day), "group": _dict_col(group, labels),
-              "population": pa.array(np.tile(size.astype(np.int64), T))}
+    arrays = {"day": aio.array(day), "group": _dict_col(group, labels),
+              "population": aio.array(np.tile(size.astype(np.int64), T))}
     for k, v in cols.items():
-        arrays[k] = pa.array(v.reshape(-1))
-    return pa.table(arrays)
+        arrays[k] = aio.array(v.reshape(-1))
+    return aio.table(arrays)
 
 
 def distribution_table(params: Params, results: list[ShardResult]) -> pa.Table:
@@ -71,12 +71,12 @@ def distribution_table(params: Params, results: list[ShardResult]) -> pa.Table:
     keep = hist > 0
     s, g, h = np.nonzero(keep)
     lo_col = lo[h].astype(np.int64)
-    return pa.table({
-        "day": pa.array(days[s].astype(np.int32)),
+    return aio.table({
+        "day": aio.array(days[s].astype(np.int32)),
         "group": _dict_col(g, list(params.groups) + ["all"]),
-        "score_lo": pa.array(np.where(h == 0, np.iinfo(np.int32).min, lo_col).astype(np.int32)),
-        "score_hi": pa.array(np.where(h == H - 1, np.iinfo(np.int32).max, lo_col + HIST_WIDTH - 1).astype(np.int32)),
-        "citizens": pa.array(hist[s, g, h].astype(np.int64)),
+        "score_lo": aio.array(np.where(h == 0, np.iinfo(np.int32).min, lo_col).astype(np.int32)),
+        "score_hi": aio.array(np.where(h == H - 1, np.iinfo(np.int32).max, lo_col + HIST_WIDTH - 1).astype(np.int32)),
+        "citizens": aio.array(hist[s, g, h].astype(np.int64)),
     })
 
 
@@ -100,10 +100,15 @@ _TARGET_KIND = {"list_start": "list", "list_extend": "list", "list_remove": "lis
                 "privilege_off": "plugin", "enter": "plugin", "renew": "plugin", "leave": "plugin"}
 
 
-def events_table(params: Params, results: list[ShardResult]) -> pa.Table:
-    """The one event log of the kept citizens (engine/events.py), in shard and emission order."""
+def event_arrays(results: list[ShardResult]) -> dict[str, np.ndarray]:
+    """The kept citizens' raw event log (engine/events.py columns), in shard and emission order."""
     parts = [r.ledger for r in results if r.ledger]
-    cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dtype=np.int64) for k in EVENT_COLUMNS}
+    return {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dtype=np.int64) for k in EVENT_COLUMNS}
+
+
+def events_table(params: Params, results: list[ShardResult] | dict[str, np.ndarray]) -> pa.Table:
+    """The one event log of the kept citizens (engine/events.py), in shard and emission order."""
+    cat = results if isinstance(results, dict) else event_arrays(results)
     rules = rule_names(params)
     rule = cat["rule"].astype(np.int64)
     rule = np.where(rule < 0, len(rules) + rule, rule)  # -1 none, -2 initial_listing
@@ -122,16 +127,16 @@ def events_table(params: Params, results: list[ShardResult]) -> pa.Table:
     tcode = to_name[np.where(ok, base[kind] + tgt, len(raw))]
     pts = cat["points"].astype(np.int64)
     wide = len(pts) and (pts.max() > np.iinfo(np.int32).max or pts.min() < np.iinfo(np.int32).min)
-    return pa.table({
-        "day": pa.array(cat["day"].astype(np.int32)),
-        "citizen": pa.array(cat["citizen"].astype(np.int64)),
+    return aio.table({
+        "day": aio.array(cat["day"].astype(np.int32)),
+        "citizen": aio.array(cat["citizen"].astype(np.int64)),
         "kind": _dict_col(kind, list(KINDS)),
         "rule": _dict_col(rule, rules),
-        "points": pa.array(pts if wide else pts.astype(np.int32)),
+        "points": aio.array(pts if wide else pts.astype(np.int32)),
         "sensor": _dict_col(cat["sensor"].astype(np.int64), sen_names),
-        "false_attribution": pa.array(cat["false"].astype(bool)),
+        "false_attribution": aio.array(cat["false"].astype(bool)),
         "target": _dict_col(tcode, tnames),
-        "until": pa.array(cat["until"].astype(np.int32)),
+        "until": aio.array(cat["until"].astype(np.int32)),
     })
 
 
@@ -154,44 +159,59 @@ def score_events(events: pa.Table) -> pa.Table:
     return events.filter(pc.equal(kind.indices, code))
 
 
-def citizens_table(params: Params, results: list[ShardResult], events: pa.Table) -> pa.Table:
+def _positions(ids: np.ndarray, citizen: np.ndarray) -> np.ndarray:
+    """Row of each event's citizen in the citizens table (sorted ids). The kept ids are every stride-th
+    global id, so the row is (citizen - first) // stride when the ids are evenly spaced; otherwise a binary
+    search."""
+    if len(ids) > 1:
+        stride = int(ids[1] - ids[0])
+        if stride > 0 and (np.diff(ids) == stride).all():
+            off = citizen - ids[0]
+            pos = off // stride
+            if len(pos) == 0 or (pos.min() >= 0 and pos.max() < len(ids) and not (off % stride).any()):
+                return pos
+    return np.searchsorted(ids, citizen)
+
+
+def citizens_table(params: Params, results: list[ShardResult], events: dict[str, np.ndarray]) -> pa.Table:
+    """The kept citizens' final records, with their event counts from the raw log (`event_arrays`)."""
     parts = [r.citizens for r in results if r.citizens]
     if not parts:
-        return pa.table({"citizen": pa.array([], pa.int64())})
+        return aio.table({"citizen": aio.array(np.empty(0, dtype=np.int64))})
     keys = list(parts[0])
     c = {k: np.concatenate([p[k] for p in parts]) for k in keys}
     ids = c["citizen"]
     cols: dict[str, Any] = {
-        "citizen": pa.array(ids),
+        "citizen": aio.array(ids),
         "group": _dict_col(c["group"], list(params.groups)),
-        "start_score": pa.array(c["start_score"]),
-        "score": pa.array(c["score"]),
+        "start_score": aio.array(c["start_score"]),
+        "score": aio.array(c["score"]),
         "grade": _dict_col(c["grade"], list(params.grade_names) or ["-"]),
-        "restricted": pa.array(c["restricted"]),
+        "restricted": aio.array(c["restricted"]),
     }
     for k in keys:
         if k.startswith(("restricted_", "listed_until_")) or k == "blacklisted_until":
-            cols[k] = pa.array(c[k])
+            cols[k] = aio.array(c[k])
     # per-citizen event counts, from the score events (which cover exactly these citizens)
-    ledger = score_events(events)
-    pos = np.searchsorted(ids, ledger.column("citizen").to_numpy())
-    beh = ledger.column("rule").combine_chunks().indices.to_numpy()
-    false = ledger.column("false_attribution").to_numpy(zero_copy_only=False)
-    pts = ledger.column("points").to_numpy()
+    sc = events["kind"] == KIND["score"]
+    pos = _positions(ids, events["citizen"][sc].astype(np.int64))
+    beh = events["rule"][sc]
+    false = events["false"][sc].astype(bool)
+    pts = events["points"][sc]
     for b, name in enumerate(params.behaviours):
         if params.scored[b]:
             sel = (beh == b) & ~false
-            cols[f"observed_{name}"] = pa.array(np.bincount(pos[sel], minlength=len(ids)).astype(np.int32))
-    cols["wrongful_penalties"] = pa.array(np.bincount(pos[false & (pts < 0)], minlength=len(ids)).astype(np.int32))
-    cols["true_misconduct"] = pa.array(c["true_misconduct"].astype(np.int32))
+            cols[f"observed_{name}"] = aio.array(np.bincount(pos[sel], minlength=len(ids)).astype(np.int32))
+    cols["wrongful_penalties"] = aio.array(np.bincount(pos[false & (pts < 0)], minlength=len(ids)).astype(np.int32))
+    cols["true_misconduct"] = aio.array(c["true_misconduct"].astype(np.int32))
     if "misconduct_severity" in c:
-        cols["misconduct_severity"] = pa.array(c["misconduct_severity"].astype(np.float32))
+        cols["misconduct_severity"] = aio.array(c["misconduct_severity"].astype(np.float32))
     for k in keys:
         if k.startswith("propensity_"):
-            cols[k] = pa.array(c[k])
+            cols[k] = aio.array(c[k])
         elif k.startswith("x_"):  # mechanism state (household, sub-scores, rating, ...)
-            cols[k[2:]] = pa.array(c[k])
-    return pa.table(cols)
+            cols[k[2:]] = aio.array(c[k])
+    return aio.table(cols)
 
 
 def pid_alive(pid: int) -> bool:
