@@ -54,6 +54,48 @@ def test_cap_score_puts_a_drunk_driver_in_grade_c(tmp_path):
     assert all_rows(r.metrics).capped.sum() == len(caps)
 
 
+def _held(tmp_path, cap_days, name):
+    sc = make(scenario={"days": 60, "population": 3000},
+              behaviours=[{"name": "drunk_driving", "rate": 0.004}, {"name": "donation", "rate": 0.2}],
+              policy={"start_score": 1000, "rules": [
+                  {"behaviour": "drunk_driving", "sensor": "court", "points": 0, "cap_score": 849, "cap_days": cap_days},
+                  {"behaviour": "donation", "sensor": "court", "points": 30}]})
+    return run(sc, tmp_path, name)
+
+
+def test_a_held_cap_cannot_be_bought_back_until_it_ends(tmp_path):
+    """cap_days: from the drive, the score stays at or below the cap for that many days, whatever is donated;
+    the hold's take-backs are score events of the cap rule; after it ends, donations count again."""
+    r = _held(tmp_path, 20, "held")
+    led, c = r.ledger, r.citizens
+    assert ledger_holds(r)
+    first = led[led.behaviour == "drunk_driving"].groupby("citizen").day.min()
+    # end-of-day score of every citizen-day with an event, from the log
+    daily = led.groupby(["citizen", "day"]).points.sum().groupby(level=0).cumsum() + 1000
+    daily = daily.reset_index(name="score")
+    daily["drove"] = daily.citizen.map(first)
+    held = daily[(daily.drove.notna()) & (daily.day >= daily.drove) & (daily.day < daily.drove + 20)]
+    assert len(held) > 200 and (held.score <= 849).all()
+    takebacks = led[(led.behaviour == "drunk_driving:cap") & (led.points < 0)]
+    assert all_rows(r.metrics).held.sum() > 50
+    after = daily[(daily.drove.notna()) & (daily.day >= daily.drove + 40)]
+    assert (after.score > 849).any()  # once the hold ends (and with no drive since), donations lift the grade
+    # without the hold, the same drivers are back above the cap within days (the same draws: common random numbers)
+    free = _held(tmp_path, 0, "free")
+    d0 = free.ledger.groupby(["citizen", "day"]).points.sum().groupby(level=0).cumsum() + 1000
+    d0 = d0.reset_index(name="score")
+    d0["drove"] = d0.citizen.map(free.ledger[free.ledger.behaviour == "drunk_driving"].groupby("citizen").day.min())
+    early = d0[d0.drove.notna() & (d0.day > d0.drove) & (d0.day < d0.drove + 20)]
+    assert (early.score > 849).mean() > 0.3
+    assert "held" not in free.metrics and len(takebacks) > len(first)
+
+
+def test_cap_days_needs_a_cap(tmp_path):
+    with pytest.raises(ConfigError, match="cap_days"):
+        make(behaviours=[{"name": "drunk_driving", "rate": 0.01}],
+             policy={"rules": [{"behaviour": "drunk_driving", "sensor": "court", "points": -5, "cap_days": 30}]})
+
+
 def test_money_collected_is_donations_times_amount(tmp_path):
     sc = make(behaviours=[{"name": "donation", "rate": {"urban": 0.01, "rural": 0.003}}],
               policy={"rules": [{"behaviour": "donation", "sensor": "court", "points": 5, "money": 250.0}]})
@@ -703,3 +745,25 @@ def test_avoiding_low_rated_contacts_leaves_them_lower():
     low = base < np.quantile(base, 0.1)
     assert avoid.std() != base.std()
     assert avoid[low].mean() != base[low].mean()
+
+
+def test_initial_share_per_group_lists_each_group_at_its_own_share(tmp_path):
+    """A per-group initial stock (the national list: business owners listed ten times as often); one number
+    for every group draws exactly what it drew before (same stream, same comparison)."""
+    def scenario(share):
+        return make(scenario={"population": 40000, "days": 3},
+                    behaviours=[{"name": "default", "rate": 0.0}],
+                    policy={"rules": [{"behaviour": "default", "sensor": "court", "points": 0}],
+                            "blacklists": [{"name": "list", "trigger": "default", "duration_days": 100,
+                                            "initial_share": share}]})
+    r = run(scenario({"urban": 0.01, "rural": 0.1}), tmp_path, "pg")
+    m = r.metrics[r.metrics.day == 0].set_index("group")
+    assert m.loc["urban", "listed_list"] / m.loc["urban", "population"] == pytest.approx(0.01, abs=0.003)
+    assert m.loc["rural", "listed_list"] / m.loc["rural", "population"] == pytest.approx(0.1, abs=0.01)
+    same = run(scenario({"urban": 0.05, "rural": 0.05}), tmp_path, "same")
+    one = run(scenario(0.05), tmp_path, "one")
+    assert same.manifest["sha256"]["events.parquet"] == one.manifest["sha256"]["events.parquet"]
+    with pytest.raises(ConfigError, match=r"initial_share.*(unknown group|no value)"):
+        scenario({"urban": 0.01})
+    with pytest.raises(ConfigError, match="initial_share.rural.*probability"):
+        scenario({"urban": 0.01, "rural": 1.5})

@@ -40,7 +40,7 @@ def test_every_column_of_metrics_is_declared_with_a_kind_unit_and_meaning(preset
 
 def test_each_preset_names_the_mechanisms_it_runs():
     P = compile_params(scorelab.load("rongcheng"))
-    assert P.plugin_names == ["graphs", "lists", "privileges", "blocks", "caps", "money"]
+    assert P.plugin_names == ["graphs", "lists", "privileges", "blocks", "due_process", "caps", "money"]
     assert compile_params(scorelab.load("rr1")).plugin_names == []
     run = scorelab.simulate("sesame", seed=1, population=1000, days=5, workers=1)
     assert "composite" in run.manifest["mechanisms"]

@@ -190,6 +190,8 @@ def check_scenario(sc: "Scenario") -> None:
             known(f"policy.rules[{i}].subscore", r.subscore, subs, "sub-score")
         if r.cap_score is not None and r.subscore is not None:
             raise ValueError(f"policy.rules[{i}]: cap_score and subscore cannot be combined")
+        if r.cap_days and r.cap_score is None:
+            raise ValueError(f"policy.rules[{i}].cap_days: holds a cap; give cap_score too")
         price = pol.governance.prices.get(r.behaviour)
         if r.money and price is not None and price != r.money:
             raise ValueError(f"policy.governance.prices: {r.behaviour} = {price:g} differs from the money the rule "

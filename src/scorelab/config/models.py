@@ -100,6 +100,8 @@ class Rule(Strict):
     points: int = Field(ge=-POINTS_LIMIT, le=POINTS_LIMIT, description="added to the score per observed event")
     cap_score: int | None = Field(None, ge=-SCORE_LIMIT, le=SCORE_LIMIT,
                                   description="then the score becomes min(score, cap_score)")
+    cap_days: int = Field(0, ge=0, le=20_000, description="with cap_score: the cap holds for this many days from "
+                          "the event (gains while it holds are forfeited); 0 = the event's day only")
     money: float = Field(0.0, ge=0.0, le=1e12, description="money collected per observed event (metric money_collected)")
     subscore: Name | None = Field(None, description="with [policy.composite]: points go to this sub-score")
     sensitive: list[Annotated[Sensitive, Lax]] = Field(default_factory=list)
@@ -125,7 +127,8 @@ class Blacklist(Strict):
     removed_by: list[Name] = Field(default_factory=list, description="behaviours that end the listing that day")
     extended_by: list[Name] = Field(default_factory=list, description="behaviours that extend a running listing")
     extension_days: int = Field(0, ge=0, le=20000)
-    initial_share: Probability = Field(0.0, description="share listed on day 0, remaining time uniform")
+    initial_share: PerGroup = Field(0.0, description="share listed on day 0 (one number, or one per group), "
+                                    "remaining time uniform")
     description: str = ""
 
 
@@ -324,6 +327,8 @@ class Scenario(Strict):
         for i, b in enumerate(self.behaviours):
             _per_group(f"behaviours[{i}].rate", b.rate, groups)
         pol = self.policy
+        for i, bl in enumerate(pol.blacklists):
+            _per_group(f"policy.blacklists[{i}].initial_share", bl.initial_share, groups)
         for i, g in enumerate(self.groups):
             if g.start is None:
                 continue

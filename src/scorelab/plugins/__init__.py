@@ -27,7 +27,7 @@ from .peer import Peer
 from .privileges import Privileges
 from .redlist import RedLists
 
-REGISTRY: tuple[type[Mechanism], ...] = (Graphs, Lists, Privileges, Blocks, Consequences, Caps, DueProcess, Money,
+REGISTRY: tuple[type[Mechanism], ...] = (Graphs, Lists, Privileges, Blocks, Consequences, DueProcess, Caps, Money,
                                          Composite, Peer, RedLists, Lending)
 
 

@@ -102,7 +102,7 @@ class DueProcess(Mechanism):
                     self.reversal_q.setdefault(t + c.appeal_days, []).append((ids[appealed], pts[appealed], "appeal", True))
                     S.log.emit("appeal", t, ids[appealed], rule=b, sensor=int(P.sensor_of[b]), false=True,
                                until=t + c.appeal_days)
-            if c.expiry_days:
+            if c.expiry_days and t + c.expiry_days < P.days:  # a reversal after the last day is never applied
                 rest = ~appealed
                 self.reversal_q.setdefault(t + c.expiry_days, []).append((ids[rest], pts[rest], "expiry", bool(false)))
         self.today = [x for x in self.reversal_q.pop(t, []) if len(x[0])]

@@ -28,7 +28,7 @@ class ListTables:
     removed_by: np.ndarray  # [L, B] bool
     extended_by: np.ndarray  # [L, B] bool
     extension_days: np.ndarray  # [L]
-    initial_share: np.ndarray  # [L]
+    initial_share: np.ndarray  # [L, G]
     gate: np.ndarray  # [B] blacklist a behaviour requires, -1 none
 
 
@@ -48,7 +48,7 @@ class Lists(Mechanism):
                 removed_by[k, behaviours.index(name)] = True
             for name in bl.extended_by:
                 extended_by[k, behaviours.index(name)] = True
-        init = np.array([bl.initial_share for bl in pol.blacklists], dtype=np.float64)
+        init = np.array([sc.per_group(bl.initial_share) for bl in pol.blacklists], dtype=np.float64).reshape(L, len(sc.groups))
         gate = np.array([names.index(b.requires_listed) if b.requires_listed else NO_LIST for b in sc.behaviours],
                         dtype=np.int64)
         if not (removed_by.any() or extended_by.any() or init.any() or (gate >= 0).any()):
@@ -86,8 +86,10 @@ class Lists(Mechanism):
         if D.t != 0 or not c.initial_share.any():
             return
         rng = S.legacy_stream("init")
-        for k in np.flatnonzero(c.initial_share):
-            ids = np.flatnonzero(rng.random(S.n) < c.initial_share[k])
+        for k in np.flatnonzero(c.initial_share.any(axis=1)):
+            share = c.initial_share[k]  # [G]
+            u = rng.random(S.n)
+            ids = np.flatnonzero(u < share[0] if (share == share[0]).all() else u < np.repeat(share, S.sizes))
             until = rng.integers(1, int(S.P.bl_duration[k]) + 1, len(ids))
             self._initial.append((int(k), ids, until))
             self.initial_listed.append((int(k), ids))
