@@ -355,7 +355,7 @@ def test_new_listings_metric_counts_the_list_start_events(tmp_path):
     event log's list_start events of trigger rules, day by day (national-blacklist, every citizen kept)."""
     import scorelab
 
-    run = scorelab.simulate("national-blacklist", seed=4, out=tmp_path / "nb", population=30_000, days=200, workers=1,
+    run = scorelab.simulate("national-blacklist", seed=4, out=tmp_path / "nb", population=100_000, days=200, workers=1,
                             ledger="all")
     ev = run.events
     starts = ev[(ev["kind"].astype(str) == "list_start") & (ev["rule"].astype(str) != "initial_listing")]

@@ -18,7 +18,7 @@ from scorelab.config.loader import scenario_from_dict
 from scorelab.experiments import calibrate as cal
 
 runner = CliRunner()
-BASE = {"urban": 0.000017, "rural": 0.000009, "business_owner": 0.00018}  # national-blacklist's listing rates
+BASE = {"urban": 0.00000485, "rural": 0.00000257, "business_owner": 0.0000514}  # national-blacklist's listing rates
 
 
 def targets_file(tmp_path: Path, body: str, head: str = "", name: str = "t.toml") -> Path:
@@ -147,7 +147,8 @@ def test_resume_finishes_a_cut_off_trial_and_goes_on(tmp_path):
      "no item"),
     (OK + '\n[parameters."behaviours[repay_debt].rate"]\nlow = 0.5\nhigh = 2000\nscale = true\n', "", "parameters",
      "invalid scenario"),
-    (OK, '[fixed]\n"policy.blacklists[dishonest_defaulters].initial_share" = 3.0\n', "fixed", "invalid scenario"),
+    (OK, '[fixed]\n"policy.blacklists[dishonest_defaulters].initial_share.urban" = 3.0\n', "fixed", "invalid scenario"),
+    (OK, '[fixed]\n"policy.blacklists[dishonest_defaulters].initial_share" = 0.1\n', "fixed", "is a table"),
     (OK, "colour = 1\n", "colour", "unknown key"),
 ])
 def test_bad_targets_are_refused_before_anything_is_written(tmp_path, body, head, field, words):

@@ -52,7 +52,7 @@ def test_ground_truth_is_declared_not_inferred_from_points(tmp_path):
     declares judgment_default misconduct: few innocents among the restricted (the old inference said 100%)."""
     run = scorelab.simulate("national-blacklist", seed=3, population=20_000, days=120, out=tmp_path / "nb", workers=1)
     s = audit_run(open_run(run.path))["sanctions"]
-    assert s.loc["all", "ever_restricted_share"] > 0.005
+    assert s.loc["all", "ever_restricted_share"] > 0.002  # the ~0.31% listed at the start of 2018, and more
     assert s.loc["all", "innocent_among_restricted"] < 0.05
     # flip the declaration: the same restrictions are now all of innocents
     d = load_scenario("national-blacklist").model_dump(mode="json")

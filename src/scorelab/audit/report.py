@@ -66,8 +66,12 @@ def scenario_words(run: RunData) -> str:
             extra.append(f"a citizen leaves it on {' or '.join(map(e, bl.removed_by))}")
         if getattr(bl, "extended_by", None):
             extra.append(f"the listing is extended on {' or '.join(map(e, bl.extended_by))}")
-        if getattr(bl, "initial_share", 0):
-            extra.append(f"{bl.initial_share:.1%} of citizens are already listed when the run starts")
+        share = getattr(bl, "initial_share", 0)
+        if isinstance(share, dict) and any(share.values()):
+            parts = ", ".join(f"{v:.2%} of {g}" for g, v in share.items())
+            extra.append(f"{parts} are already listed when the run starts")
+        elif share:
+            extra.append(f"{share:.1%} of citizens are already listed when the run starts")
         out.append(f"<p>Blacklist <b>{e(bl.name)}</b>: one observed {e(bl.trigger)} lists a citizen for "
                    f"{bl.duration_days} days" + "".join(f"; {x}" for x in extra) + f". {e(bl.description)}</p>")
     for r in pol.restrictions:

@@ -9,7 +9,7 @@ A targets file (TOML) names the published figures, the free parameters and the s
     scale_to = 1400000000        # the population the figures describe: counts are multiplied by scale_to / population
 
     [fixed]                      # set before the search
-    "policy.blacklists[dishonest_defaulters].initial_share" = 0.0026
+    "policy.blacklists[dishonest_defaulters].initial_share.urban" = 0.0026
 
     [search]
     trials = 40
