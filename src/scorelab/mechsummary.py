@@ -14,8 +14,7 @@ import math
 import numpy as np
 
 from .engine.outputs import core_metrics
-
-HEADLINE = ["mean_score", "restricted_share", "penalties", "wrongful_penalties", "criticism"]
+from .store import HEADLINE  # metrics.parquet's RR-1 columns, in the order the table shows them
 
 
 def _declared(run) -> list:
@@ -40,13 +39,15 @@ def summary_rows(run) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[st
         headline.append((g, {"mean_score": float(cols["mean_score"][last][0]),
                              "restricted_share": float(cols["restricted_share"][last][0]),
                              **{k: float(cols[k][rows].sum()) for k in HEADLINE[2:]}}))
-    return headline, mechanism_rows(run, decls, cols)
+    return headline, _mechanism_rows(decls, cols)
 
 
-def mechanism_rows(run, decls=None, cols=None) -> list[tuple[str, str]]:
-    """(label, value) rows for the `all` group."""
-    if decls is None:
-        return summary_rows(run)[1]
+def mechanism_rows(run) -> list[tuple[str, str]]:
+    """(label, value) rows of what the mechanisms did, for the `all` group."""
+    return summary_rows(run)[1]
+
+
+def _mechanism_rows(decls, cols: dict[str, np.ndarray]) -> list[tuple[str, str]]:
     a = cols["group"] == "all"
     if not a.any():
         return []
