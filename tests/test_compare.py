@@ -205,3 +205,20 @@ def test_report_escapes_user_text(tmp_path):
     c = compare.run(["rr1", str(weird)], tmp_path / "esc", workers=1, replicates=1, population=500, days=5)
     html = (c.root / "report.html").read_text()
     assert "pol&lt;i&gt;&amp;.toml" in html and "pol<i>" not in html
+
+
+def test_a_mechanism_switched_off_counts_zero_and_its_effects_show(tmp_path):
+    """surveillance against its policy without the partner lender: the lender's declared counts reach the
+    comparison (0 in the arm without it, not missing), and its score feedback changes who is restricted."""
+    no_lender = ROOT / "examples" / "policies" / "surveillance-no-lender.toml"
+    c = compare.run(["surveillance", str(no_lender)], tmp_path / "sv", workers=2, replicates=2, base="surveillance",
+                    population=20000, days=200, seed=3)
+    r = c.results["surveillance-no-lender"]
+    loans = r["loans_partner.all"]
+    assert loans.baseline_mean > 100 and loans.arm_mean == 0 and loans.ci_high < 0
+    assert r["loans_refused_records_partner.city_minority"].arm_mean == 0
+    assert r["true_loan_application.all"].diff_mean == 0  # the same applicants apply either way
+    # defaults (-150) push borrowers below grade B: slowed internet exists only with the lender
+    assert r["ever_restricted_share.all"].baseline_mean > 0 and r["ever_restricted_share.all"].arm_mean == 0
+    s = summary.summarise(c.root / "runs/policy=surveillance/replicate=0")
+    assert s["final_privileged_partner_preferential_loan.all"] > 0  # stocks: the last day

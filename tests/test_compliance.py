@@ -171,3 +171,19 @@ def test_peer_scores_that_gate_restrictions_count_as_social_scoring():
     ai = v[v.index.str.startswith("AIA-5-1-c")]
     assert (ai.verdict == "fail").all(), ai[["verdict", "cause"]]
     assert "peer ratings" in " ".join(ai.cause)
+
+
+def test_transfers_read_the_flows_the_simulated_lender_performs():
+    """The surveillance lender reads the score and three observed records: declared, it is the evidence of the
+    transfer; a declaration that omits a field the lender reads is contradicted; a declared recipient nothing
+    in the simulation reads is said to be unmeasured."""
+    sv = scorelab.load("surveillance")
+    v = _fails(sv)
+    assert v.loc["UN-9", "verdict"] == "fail" and "partner_lender" in v.loc["UN-9", "cause"]
+    assert "observed_visit_flagged_location" in v.loc["UN-9", "evidence"]
+    fields = [f for f in sv.policy.governance.recipients[0].fields if f != "observed_visit_flagged_location"]
+    fewer = sv.with_changes({"policy.governance.recipients[partner_lender].fields": fields})
+    w = _fails(fewer)
+    assert "contradicted" in w.loc["UN-9", "cause"] and "observed_visit_flagged_location" in w.loc["UN-9", "cause"]
+    gone = _fails(sv.with_changes({"policy.lender": None}))
+    assert "declared only" in gone.loc["UN-9", "evidence"]

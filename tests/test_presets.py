@@ -131,10 +131,13 @@ def test_surveillance_errs_more_for_the_groups_face_recognition_fails(tmp_path):
     # coverage: the same offence is seen far more often in the city
     seen = m.observed_public_order_offence / m.true_public_order_offence
     assert seen["city_majority"] > 2.5 * seen["country_majority"]
-    # the partner lender refuses loans to everyone graded B or below, and that falls on the minority
-    blocked = m.blocked_partner_loan_denied_loan_application
-    assert blocked["all"] > 0
-    assert blocked["city_minority"] / size["city_minority"] > blocked["city_majority"] / size["city_majority"]
+    # the partner lender refuses on the pooled records (flagged visits, criticism, offences, false face matches
+    # included) and that falls on the minorities, per application
+    refused = m.loans_refused_records_partner / m.loan_applications_partner
+    assert refused["all"] > 0.1
+    assert refused["city_minority"] > 1.2 * refused["city_majority"]
+    assert refused["country_minority"] > 1.2 * refused["country_majority"]
+    assert m.loans_defaulted_partner["all"] > 0 and m.loans_repaid_partner["all"] > m.loans_defaulted_partner["all"]
     a = r.metrics[r.metrics.group == "all"]
     assert a.criticism.sum() > 0 and "political_opinion" in {s.value for rule in sc.policy.rules for s in rule.sensitive}
 
@@ -257,3 +260,16 @@ def test_presets_carry_the_published_numbers_of_issue_3():
     refused = {r.name: set(r.grades) for r in nd.policy.restrictions}
     top_refused = lambda name: max(g.max for g in nd.policy.grades if g.name in refused[name])
     assert top_refused("no_housing_discount") == 449 and top_refused("no_boarding") == 419  # 4.5 and 4.2
+
+
+def test_every_preset_page_says_what_is_sourced_and_what_is_assumed():
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "presets"
+    for name in (p.name for p in list_presets()):
+        if name == "rr1":
+            continue
+        text = (docs / f"{name}.md").read_text()
+        assert "## What is assumed" in text, name
+        assert re.search(r"^## (What the (real|\"real\") system|Sources|What it stands for \(sources\))", text, re.M), name

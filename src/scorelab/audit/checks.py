@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from ..plugins.lending import reads as lending_reads
 
 from .principles import Context, _Row, _ok, Finding, check, _fmt, _declared, _simulated, _contradiction, _speech_rules, _rule, SIGNIFICANT_DAYS
 
@@ -192,14 +193,35 @@ def transparency(ctx: Context):
     return f, ""
 
 
+def _lender_reads(ctx: Context) -> dict[str, tuple[str, ...]]:
+    """recipient -> the record fields the simulated lender standing for it really reads."""
+    lender = ctx.policy.lender
+    return {lender.recipient: lending_reads(lender)} if lender is not None and lender.recipient else {}
+
+
 @check
 def transfers(ctx: Context):
+    """Declared recipients, and the flows the simulation performs: a flow the declaration omits contradicts
+    it; a declared recipient nothing in the simulation reads is said so (its effect is not measured)."""
     f: list[Finding] = []
+    flows = _lender_reads(ctx)
     for r in ctx.gov.recipients:
+        read = flows.get(r.name)
+        ev = (f"simulated: lender {ctx.policy.lender.name!r} decides loans from {', '.join(read)}" if read
+              else "declared only: nothing in the simulation reads these records")
+        if read:
+            missing = [x for x in read if x not in r.fields]
+            if missing:
+                f.append(_contradiction(f"recipients[{r.name}].fields", ", ".join(r.fields) or "no fields",
+                                        f"sends {', '.join(missing)} to {r.name!r} (lender "
+                                        f"{ctx.policy.lender.name!r} decides loans from them)"))
         if r.safeguards is not True:
             f.append(Finding("fail" if r.kind in ("company", "foreign", "public") else "warn",
                              f"records go to {r.name!r} ({r.kind}) "
-                             + ("without safeguards" if r.safeguards is False else "with no safeguards declared")))
+                             + ("without safeguards" if r.safeguards is False else "with no safeguards declared"), ev))
+        elif not read:
+            f.append(Finding("warn", f"recipient {r.name!r} is declared but nothing in the simulation reads its "
+                                     "records: its effect on citizens is not measured"))
     return f, ""
 
 

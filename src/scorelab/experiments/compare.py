@@ -28,7 +28,7 @@ from ..config.loader import ConfigError, load_policy, load_scenario, resolve_sou
 from ..store import check_writable
 from .execute import Listener, Report, RunTask, check_scheduler, execute, is_done, partition_dir, replicate_seed, write_json
 from .stats import Paired, paired
-from .summary import checked_run, summaries_frame, summarise
+from .summary import checked_run, summaries_frame, summarise, zero_when_absent
 
 MANIFEST = "compare.json"
 
@@ -175,11 +175,19 @@ def analyse(out: Path, p: dict[str, Any], rep: Report, confidence: float = 0.95)
     """Summaries of every finished run, paired differences against the baseline, files written."""
     rows = []
     per: dict[tuple[str, int], dict[str, float]] = {}
+    counted: set[str] = set()
     for t in tasks_of(p):
         if is_done(out, t.rel):
             checked_run(out, out / t.rel)
             s = summarise(out / t.rel)
             per[(t.keys["policy"], t.keys["replicate"])] = s
+            counted |= zero_when_absent(out / t.rel)
+    all_keys = {k for s in per.values() for k in s}
+    for s in per.values():  # an arm without a mechanism made none of its events: 0, not missing
+        s.update({k: 0.0 for k in all_keys if k not in s and k.rpartition(".")[0] in counted})
+    for t in tasks_of(p):
+        s = per.get((t.keys["policy"], t.keys["replicate"]))
+        if s is not None:
             rows.append(({"policy": t.keys["policy"], "replicate": t.keys["replicate"], "seed": t.seed}, s))
     frame = summaries_frame(rows)
     if not frame.empty:

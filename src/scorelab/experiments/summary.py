@@ -132,7 +132,50 @@ def _citizen_metrics(run_dir: Path) -> dict[str, float]:
     return out
 
 
-_PROVIDERS: list[Provider] = [run_summary]
+def _outputs(run_dir: Path) -> list[dict]:
+    try:
+        import json
+
+        return list(json.loads((run_dir / "run.json").read_text()).get("outputs", []))
+    except (OSError, ValueError):
+        return []
+
+
+# declared outputs summarised by run_summary under their own names (or not summed: shares, averages)
+_HANDLED = {"mean_score", "restricted_share", "population"}
+
+
+def declared_summary(run_dir: str | Path) -> dict[str, float]:
+    """Every declared output of the run (run.json ``outputs``: the kernel's and the mechanisms'), read from the
+    declarations, never from name prefixes: counts and sums totalled over the run (``loans_partner.all``),
+    stocks on the last day (``final_grade_C.all``). Loan outcomes, blocked attempts, privileges held and
+    red-list entries reach comparisons and sweeps this way."""
+    run_dir = Path(run_dir)
+    decls = [d for d in _outputs(run_dir) if d.get("kind") in ("count", "sum", "stock") and d["name"] not in _HANDLED]
+    if not decls:
+        return {}
+    cols = set(pq.read_schema(run_dir / "metrics.parquet").names)
+    names = [d["name"] for d in decls if d["name"] in cols]
+    m = pq.read_table(run_dir / "metrics.parquet", columns=["day", "group"] + names).to_pandas()
+    m["group"] = m["group"].astype(str)
+    kinds = {d["name"]: d["kind"] for d in decls}
+    totals = m.groupby("group", observed=True)[[n for n in names if kinds[n] != "stock"]].sum()
+    last = m[m["day"] == m["day"].max()].set_index("group")
+    out: dict[str, float] = {}
+    for n in names:
+        src, key = (last, f"final_{n}") if kinds[n] == "stock" else (totals, n)
+        for g, v in src[n].items():
+            out[f"{key}.{g}"] = float(v)
+    return out
+
+
+def zero_when_absent(run_dir: str | Path) -> set[str]:
+    """Summary metrics that mean 0 in a run whose policy does not have them: totals of declared counts and sums
+    (a policy without a lender made no loans). Comparisons fill these; anything else missing stays missing."""
+    return {d["name"] for d in _outputs(Path(run_dir)) if d.get("kind") in ("count", "sum")}
+
+
+_PROVIDERS: list[Provider] = [run_summary, declared_summary]
 
 
 def register_provider(fn: Provider) -> None:

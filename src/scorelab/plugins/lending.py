@@ -5,8 +5,10 @@ ml-fairness-gym's lending environment, D'Amour et al. 2020), written as a mechan
 ``applies`` behaviour is a loan application (its rate is who applies, and every part of the behavioural
 model acts on it: deterrence, learning, heterogeneity, effects of restrictions and privileges). The lender
 approves an application iff the applicant's score at the start of the day is at or above the threshold of
-their group and they are under none of the ``deny_under`` restrictions (what a lender reading a pooled
-database sees: a blacklist listing, a low grade). A borrower repays with the probability the ``repay``
+their group, they are under none of the ``deny_under`` restrictions (a blacklist listing, a low grade) and
+the pooled records hold no observed event of a ``records`` behaviour within its ``days`` before the day
+(what a lender reading a pooled surveillance database sees: a recorded visit to a flagged place, a false
+face match included, since the database cannot tell). A borrower repays with the probability the ``repay``
 curve of their group gives at their score (piecewise linear between its points), and the score moves by
 ``repaid_points`` or ``default_points``; the policy's score range clips it (a ``score_range`` event)::
 
@@ -19,6 +21,8 @@ curve of their group gives at their score (piecewise linear between its points),
     profit = 1.0                            # the lender's utility per repaid loan ...
     loss = -4.0                             # ... and per default
     deny_under = ["blacklist_ban"]          # refused while under these restrictions (pooled records)
+    recipient = "partner_lender"            # optional: the policy.governance.recipients entry it stands for
+    records = [{ behaviour = "visit_flagged_location", days = 365 }]  # refused after such a recorded event
 
     [[policy.lender.repay]]                 # P(repay | score); one curve per group, or one without `group`
     group = "white"
@@ -29,9 +33,13 @@ Randomness: one uniform per application from a stream of its own per (shard, gro
 application is approved or not, so a change of one group's threshold or curve leaves every other group's
 events as they were, and within a group the same applicant meets the same luck under any threshold.
 
+The lender's reads are data flows the simulation performs: score, the ``observed_<behaviour>`` records and
+the ``restricted_<restriction>`` states. The compliance checks compare them with what its ``recipient``
+declares (audit/checks.py ``transfers``).
+
 Events: ``score`` of rule ``lender:<name>:repaid`` / ``lender:<name>:default`` (a loan's outcome, true by
 construction: no sensor). Metrics: applications, loans, repaid, defaults, refused by score, refused by the
-pooled records, the lender's utility.
+pooled records (a restriction or a recorded event), the lender's utility.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from .base import Mechanism, Metric
 _Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
 _Threshold = Annotated[int, Field(ge=-SCORE_LIMIT, le=SCORE_LIMIT)]
 LENDER_KEY = 0x1E4D00  # + group index: the lender's stream per (shard, group)
+NEVER = np.iinfo(np.int32).min // 2  # "no record" (far before any day minus any window)
 
 
 class RepayCurve(StrictModel):
@@ -72,6 +81,13 @@ class RepayCurve(StrictModel):
         return self
 
 
+class PooledRecord(StrictModel):
+    """An observed event the lender reads in the pooled records: refused after one within ``days``."""
+
+    behaviour: _Name = Field(description="a scored behaviour: its observed events (false matches included)")
+    days: int = Field(365, ge=1, le=20_000, description="refused if one was recorded within this many days")
+
+
 class Lender(StrictModel):
     name: _Name = "lender"
     applies: _Name = Field(description="behaviour whose true events are loan applications")
@@ -82,6 +98,9 @@ class Lender(StrictModel):
     profit: float = Field(1.0, ge=-1e6, le=1e6, allow_inf_nan=False, description="lender's utility per repaid loan")
     loss: float = Field(-4.0, ge=-1e6, le=1e6, allow_inf_nan=False, description="lender's utility per default")
     deny_under: list[_Name] = Field(default_factory=list, description="restrictions under which it refuses")
+    records: list[PooledRecord] = Field(default_factory=list, max_length=120,
+                                        description="observed events in the pooled records that make it refuse")
+    recipient: _Name | None = Field(None, description="the policy.governance.recipients entry this lender is")
     description: str = ""
 
 
@@ -96,6 +115,17 @@ class LenderTables:
     profit: float
     loss: float
     deny: tuple[int, ...]  # restriction indices
+    records: tuple[tuple[int, int], ...] = ()  # (behaviour index, days)
+    recipient: str | None = None
+    reads: tuple[str, ...] = ()  # the citizen-record fields it reads (governance.SHAREABLE names)
+
+
+def reads(lender: Lender) -> tuple[str, ...]:
+    """The citizen-record fields the lender reads to decide (config/governance.py SHAREABLE names): the data
+    flow the simulation performs, which the compliance checks set against what its recipient declares."""
+    fields = ("score",) + tuple(f"observed_{r.behaviour}" for r in lender.records) \
+        + tuple(f"restricted_{r}" for r in lender.deny_under)
+    return tuple(dict.fromkeys(fields))
 
 
 def repay_probability(curve: tuple[np.ndarray, np.ndarray], score: np.ndarray) -> np.ndarray:
@@ -145,6 +175,17 @@ class Lending(Mechanism):
             if r not in restrictions:
                 raise ValueError(f"policy.lender.deny_under[{j}]: unknown restriction {r!r}; "
                                  f"allowed: {', '.join(sorted(restrictions)) or 'none (the policy has no restrictions)'}")
+        scored = {r.behaviour for r in sc.policy.rules}
+        for j, rec in enumerate(lender.records):
+            if rec.behaviour not in scored:
+                raise ValueError(f"policy.lender.records[{j}].behaviour: {rec.behaviour!r} has no observed events "
+                                 "(no rule scores it); allowed: " + (", ".join(sorted(scored)) or "none"))
+        if lender.recipient is not None:
+            gov = sc.policy.governance
+            names = [r.name for r in gov.recipients] if gov is not None else []
+            if lender.recipient not in names:
+                raise ValueError(f"policy.lender.recipient: unknown recipient {lender.recipient!r}; allowed: "
+                                 + (", ".join(names) or "none (policy.governance.recipients is empty)"))
 
     @staticmethod
     def compile(sc, params) -> LenderTables | None:
@@ -158,9 +199,12 @@ class Lending(Mechanism):
                     for c in lender.repay}
         curves = tuple(by_group.get(g, by_group.get(None)) for g in groups)
         restrictions = [r.name for r in sc.policy.restrictions]
-        return LenderTables(lender.name, list(params.behaviours).index(lender.applies), threshold, curves,
+        behaviours = list(params.behaviours)
+        return LenderTables(lender.name, behaviours.index(lender.applies), threshold, curves,
                             lender.repaid_points, lender.default_points, lender.profit, lender.loss,
-                            tuple(restrictions.index(r) for r in lender.deny_under))
+                            tuple(restrictions.index(r) for r in lender.deny_under),
+                            tuple((behaviours.index(r.behaviour), r.days) for r in lender.records),
+                            lender.recipient, reads(lender))
 
     @staticmethod
     def rules(c: LenderTables) -> list[str]:
@@ -176,7 +220,8 @@ class Lending(Mechanism):
                 Metric(f"loans_refused_score_{n}", "count", "applications",
                        f"applications {n} refused because the score was below the group's threshold"),
                 Metric(f"loans_refused_records_{n}", "count", "applications",
-                       f"applications {n} refused because of a restriction in the pooled records (deny_under)"),
+                       f"applications {n} refused because of the pooled records: a restriction (deny_under) "
+                       "or a recorded event (records)"),
                 Metric(f"lender_utility_{n}", "sum", "utility", f"{n}'s utility: profit per repaid loan, loss per default",
                        real=True)]
 
@@ -184,12 +229,18 @@ class Lending(Mechanism):
     def max_daily_points(c: LenderTables) -> int:
         return max(abs(c.repaid), abs(c.default))
 
+    @staticmethod
+    def citizen_bytes(c: LenderTables) -> float:
+        return 4.0 * len({b for b, _ in c.records})
+
     def __init__(self, c: LenderTables, S):
         super().__init__(c, S)
         self.streams = [S.rng(LENDER_KEY + g) for g in range(S.G)]
         self.rule_repaid = f"lender:{c.name}:repaid"
         self.rule_default = f"lender:{c.name}:default"
         self.today: tuple[np.ndarray, np.ndarray] | None = None
+        # the pooled records: day of each citizen's last observed event of each behaviour the lender reads
+        self.seen = {b: np.full(S.n, NEVER, dtype=np.int32) for b in dict.fromkeys(b for b, _ in c.records)}
 
     def pre_score(self, S, D) -> None:
         c, t, n = self.c, D.t, self.c.name
@@ -211,6 +262,8 @@ class Lending(Mechanism):
         ok = by_score.copy()
         for r in c.deny:
             ok &= ~S.restricted_at_start(r, ids, t)
+        for b, days in c.records:  # recorded before today (end_day writes today's after the decisions)
+            ok &= self.seen[b][ids] < t - days
         m[f"loans_refused_score_{n}"][t] += np.bincount(grp[~by_score], minlength=S.G)
         m[f"loans_refused_records_{n}"][t] += np.bincount(grp[by_score & ~ok], minlength=S.G)
         ids, grp, u, score = ids[ok], grp[ok], u[ok], score[ok]
@@ -238,3 +291,12 @@ class Lending(Mechanism):
         S.score_change(D.t, ids[repaid], self.c.repaid, self.rule_repaid)
         S.score_change(D.t, ids[~repaid], self.c.default, self.rule_default)
         self.today = None
+
+    def end_day(self, S, D) -> None:
+        """Today's observations enter the pooled records (what scored, after due process and blocks)."""
+        if not self.seen:
+            return
+        for b, ids, _false in D.obs:
+            seen = self.seen.get(b)
+            if seen is not None and len(ids):
+                seen[ids] = D.t
