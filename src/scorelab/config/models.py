@@ -17,6 +17,7 @@ from .strict import Lax, StrictModel
 from .limits import POINTS_LIMIT, SCORE_LIMIT, check_score_range
 
 from .governance import Governance
+from ..plugins.conformity import Conformity
 from ..plugins.lending import Lender
 from ..plugins.redlist import RedList
 from .start import StartScores
@@ -293,6 +294,8 @@ class Response(Strict):
     score_curves: list[ScoreCurve] = Field(default_factory=list)
     chilling: list[Chilling] = Field(default_factory=list, description="general deterrence by monitoring x sanction")
     learning: list[Learning] = Field(default_factory=list, description="refused attempts lower later attempts")
+    conformity: list[Conformity] = Field(default_factory=list, max_length=120,
+                                         description="contacts' behaviour and sanctions shift one's own (plugins/conformity.py)")
 
 
 class ScenarioMeta(Strict):

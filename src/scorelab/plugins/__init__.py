@@ -3,7 +3,7 @@
 Adding a mechanism: write its module (config, tables, stages, events, declared metrics; see ``base.py``),
 list its class here, and give the policy or scenario a field for its config.
 
-The order matters where mechanisms meet: the graphs come first (others read them); blocked attempts are
+The order matters where mechanisms meet: the graphs come first (others read them: conformity too); blocked attempts are
 refused before sub-score events are set apart (both in ``observe``); listings from before the run are drawn
 (``pre_score``, day 0) and set (``apply``) before removals and extensions; due process filters the day's
 observations before money is counted on what scores; reversals apply before the composite's monthly
@@ -17,6 +17,7 @@ from .base import Mechanism, Metric
 from .blocks import Blocks
 from .caps import Caps
 from .composite import Composite
+from .conformity import Conformities
 from .consequences import Consequences
 from .due_process import DueProcess
 from .graphs import Graphs
@@ -27,7 +28,7 @@ from .peer import Peer
 from .privileges import Privileges
 from .redlist import RedLists
 
-REGISTRY: tuple[type[Mechanism], ...] = (Graphs, Lists, Privileges, Blocks, Consequences, DueProcess, Caps, Money,
+REGISTRY: tuple[type[Mechanism], ...] = (Graphs, Lists, Privileges, Blocks, Consequences, Conformities, DueProcess, Caps, Money,
                                          Composite, Peer, RedLists, Lending)
 
 
