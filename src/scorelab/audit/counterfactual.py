@@ -67,6 +67,20 @@ def _cf_probability(params: Params, b: int) -> np.ndarray:
     return np.minimum(1.0, params.rate[b] * m)
 
 
+def fast_cannot(params: Params, behaviours: list[str]) -> str | None:
+    """Why re-thinning the run's candidates at the base rate would not give these behaviours' counterfactual
+    (their propensity depends on more than the score, even without the policy), or None."""
+    bidx = {name: i for i, name in enumerate(params.behaviours)}
+    need = {bidx[n] for n in behaviours if n in bidx}
+    parts = []
+    if params.het is not None and any(params.het[b] > 0 for b in need):
+        parts.append("per-citizen propensities (behaviours[].heterogeneity)")
+    conf = params.plugin("conformity")
+    if conf is not None and any(b in need and imit > 0 for b, _, _, imit, _ in conf.entries):
+        parts.append("imitation of contacts (response.conformity)")
+    return " and ".join(parts) or None
+
+
 def fast_true_events(params: Params, seed: int, behaviours: list[str]) -> dict[str, np.ndarray]:
     """Counterfactual true events per behaviour as [T, G] counts, from the run's own candidate streams."""
     T, G = params.days, params.n_groups
@@ -113,7 +127,8 @@ def counterfactual_events(sc: Scenario, seed: int, behaviours: list[str], mode: 
     """
     params = compile_params(sc)
     groups = list(params.groups)
-    if mode == "fast" and population is None:
+    why_full = fast_cannot(params, behaviours) if mode == "fast" else None
+    if mode == "fast" and population is None and why_full is None:
         events = fast_true_events(params, seed, behaviours)
         sizes = None
         method = ("fast: the run's own candidate streams re-thinned without deterrence or gaming "
@@ -123,7 +138,8 @@ def counterfactual_events(sc: Scenario, seed: int, behaviours: list[str], mode: 
         events, sizes = full_true_events(sc, seed, behaviours, population)
         pop = int(population or params.population)
         crn = population is None or int(population) == params.population
-        method = (f"full: the neutral scenario simulated with the same seed for {pop:,} citizens and "
+        method = ((f"full ({why_full}, which the fast path does not reproduce): " if why_full else "full: ")
+                  + f"the neutral scenario simulated with the same seed for {pop:,} citizens and "
                   f"{params.days} days" + (" (common random numbers for speech; gamed behaviours are drawn "
                                             "afresh at their base rate)" if crn else
                                             f" (a smaller population than the run's {params.population:,}: "
