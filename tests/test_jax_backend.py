@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import scorelab
+from scorelab.engine.events import KIND
 from scorelab.cli import app
 from scorelab.config.loader import ConfigError, scenario_from_dict
 from scorelab.config.models import Scenario
@@ -165,9 +166,9 @@ EDGES = {
 
 
 def _rows(events):
-    """Score events (kind 0) as sorted tuples; the JAX backend writes these alone."""
-    sc = events["kind"] == 0
-    cols = [events[k][sc].astype(np.int64) for k in ("day", "citizen", "rule", "points", "sensor", "false")]
+    """Every event (scores, listings started, extended and expired, restrictions on and off) as sorted tuples."""
+    cols = [events[k].astype(np.int64) for k in ("day", "citizen", "kind", "rule", "points", "sensor", "false",
+                                                 "target", "until")]
     return sorted(zip(*cols))
 
 
@@ -184,6 +185,8 @@ def test_deterministic_edges_match_numpy_exactly(monkeypatch):
     np.testing.assert_array_equal(a.hist_days, b.hist_days)
     np.testing.assert_array_equal(a.hist, b.hist)
     assert _rows(a.ledger) == _rows(b.ledger)
+    kinds = set(b.ledger["kind"].tolist())
+    assert {KIND["list_start"], KIND["list_expire"], KIND["restrict_on"], KIND["restrict_off"]} <= kinds
     assert list(a.citizens) == list(b.citizens)
     for k in a.citizens:
         np.testing.assert_array_equal(a.citizens[k], b.citizens[k], err_msg=k)
@@ -200,6 +203,24 @@ def test_deterministic_edges_match_numpy_exactly(monkeypatch):
     np.testing.assert_array_equal(jb.simulate_shard_jax(P, spec).hist, a.hist)
 
 
+def test_event_log_is_complete_for_the_audit(tmp_path):
+    """A JAX run's event log holds every state change, so the audit's per-citizen figures are exact: per-citizen
+    restricted days summed over citizens equal the daily restricted counts summed over days."""
+    _jax()
+    from scorelab.audit.metrics import event_log_check, open_run
+
+    run = scorelab.simulate("rr1", seed=4, population=3000, days=60, backend="jax", ledger="all", workers=1,
+                            out=tmp_path / "r")
+    kinds = set(run.events.kind.astype(str))
+    assert {"score", "list_start", "restrict_on"} <= kinds
+    f = event_log_check(open_run(run.path))
+    assert f["checked"] and f["exact"] and f["final_score_agrees"] == 1.0 and f["final_restricted_agrees"] == 1.0
+    # ground truth is declared, not read from the points: criticism (-20 points, not misconduct) adds nothing
+    ref = scorelab.simulate("rr1", seed=4, population=3000, days=60, ledger="all", workers=1)
+    a, b = run.citizens.true_misconduct.mean(), ref.citizens.true_misconduct.mean()
+    assert abs(a - b) < 0.1 * b
+
+
 def test_same_seed_same_bytes_and_backend_recorded(tmp_path):
     _jax()
     kw = dict(population=3000, days=30, backend="jax")
@@ -211,11 +232,9 @@ def test_same_seed_same_bytes_and_backend_recorded(tmp_path):
     assert digest(a)["metrics.parquet"] != digest(c)["metrics.parquet"]
     assert a.manifest["backend"] == "jax" and a.manifest["device"].startswith("cpu")
     assert "jax" in a.manifest["versions"]
-    # no per-citizen event log on this backend: the default detail is none, an explicit request is refused
-    assert a.manifest["detail"]["mode"] == "none" and len(a.citizens) == 0
-    with pytest.raises(ConfigError, match="--ledger none"):
-        scorelab.simulate("rr1", seed=5, out=tmp_path / "d", ledger="all", **kw)
-    assert not (tmp_path / "d").exists()
+    # the event log is kept as on the numpy backend (auto: everyone at this size), the same bytes for a seed
+    assert a.manifest["detail"]["mode"] == "all" and len(a.citizens) == 3000
+    assert digest(a)["events.parquet"] == digest(b)["events.parquet"]
 
 
 def test_cli_backend_option(tmp_path):

@@ -367,11 +367,6 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
     params = compile_params(sc)
     jaxb = _jax_backend(backend, params)
     detail = plan_detail(params.population, ledger)
-    if jaxb and detail.mode != "none":
-        if ledger not in (None, "auto"):
-            raise ConfigError("--ledger", None, "jax: the JAX backend does not write the per-citizen event log "
-                              "(listings, restrictions) yet; use --ledger none with --backend jax, or --backend numpy")
-        detail = plan_detail(params.population, "none")
     workers = workers or default_workers()
     need = estimate_memory(params, detail, 0 if client is not None else workers)  # on Dask, no shard runs here
     have = available_memory()

@@ -46,9 +46,10 @@ except ImportError as e:  # pragma: no cover
     raise ImportError("the JAX backend needs jax: install with pip install 'scorelab[gpu]'") from e
 
 from .kernel import HIST_BINS, HIST_WIDTH, ShardResult, ShardSpec, hist_lo, metric_names, shard_streams
+from .events import EventLog
 from .params import MAX_COUNT, Params
 
-MAX_KEPT_PER_SHARD = 8_000_000  # ledger/citizen detail kept on device per shard (bytes: ~(S+4) per kept citizen-day)
+MAX_KEPT_PER_SHARD = 8_000_000  # detail kept on device per shard (bytes: ~(S + 4 + 2L + R) per kept citizen-day)
 HIST_COPIES: int | None = None  # privatised histogram copies; None: 1 on a CPU, 256 on an accelerator
 TWO32 = 4294967296.0
 MAX_THR = 4294967040.0  # largest float32 below 2**32
@@ -63,16 +64,17 @@ def unsupported(params: Params) -> str | None:
     if any(d is not None for d in params.start):
         return ("the scenario draws start scores from a distribution (groups[].start); the JAX backend starts "
                 "everyone at the policy's start_score: use --backend numpy")
+    weighted = bool(((params.severity != 1.0) & params.misconduct).any())
     parts = [name for name, on in (("response.chilling", params.chill is not None),
+                                    ("behaviours[].severity", weighted),
                                     ("behaviours[].heterogeneity", params.het is not None),
                                     ("response.deterrence.points_unit", params.deter_step is not None)) if on]
-    if parts:
-        return f"the scenario uses {', '.join(parts)}, which the JAX backend does not implement: use --backend numpy"
     if params.plugins:
-        names = ", ".join(p.name for p, _ in params.plugins)
-        return (f"the scenario uses the mechanism(s) {names} (plugins/), which the JAX backend does not implement "
-                "(it runs RR-1-class point systems: rules, grades, blacklists, restrictions, deterrence, gaming, "
-                "score curves): use --backend numpy")
+        parts.append(f"the mechanism(s) {', '.join(p.name for p, _ in params.plugins)} (plugins/)")
+    if parts:
+        return (f"the scenario uses {'; '.join(parts)}, which the JAX backend does not implement (it runs "
+                "RR-1-class point systems: rules, grades, blacklists, restrictions, deterrence, gaming, score "
+                "curves): use --backend numpy")
     return None
 
 
@@ -198,7 +200,7 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
             add(f"true_{P.behaviours[b]}", happened)
             if P.speech[b]:
                 add("criticism", happened)
-            if P.penalised[b]:
+            if P.misconduct[b]:  # declared ground truth (behaviours[].misconduct), never the points' sign
                 misconduct = jnp.where(happened & (misconduct < MAX_COUNT), misconduct + 1, misconduct)
             if P.scored[b]:
                 po = p * jnp.take(jnp.asarray(detect[b]), grp)
@@ -264,6 +266,7 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
         for k, lname in enumerate(P.bl_names):
             add(f"listed_{lname}", on_list[k])
         any_r = jnp.zeros(n_pad, bool)
+        per_r = []
         for r, rname in enumerate(P.restriction_names):
             rr = jnp.zeros(n_pad, bool)
             for k in np.flatnonzero(P.restriction_grades[r]):
@@ -272,6 +275,7 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
                 rr = rr | on_list[int(k)]
             if R > 1:
                 add(f"restricted_{rname}", rr)
+            per_r.append(rr)
             any_r = any_r | rr
         add("restricted", any_r)
 
@@ -299,6 +303,9 @@ def _make_chunk(P: Params, lay: _Layout, n_pad: int, n_keep: int, donate: bool):
             src = [o for o in obs_src if o is not None]
             out["events"] = jnp.stack(src)[:, kept] if src else jnp.zeros((0, n_keep), bool)
             out["adj"] = (adj if has_clip else jnp.zeros(n_pad, jnp.int32))[kept]
+            # the kept citizens' states at the end of the day, for the event log's state changes
+            out["listed"] = listed[:, kept] if L else jnp.zeros((0, n_keep), ddt)
+            out["restr"] = jnp.stack(per_r)[:, kept] if R else jnp.zeros((0, n_keep), bool)
         return (score, listed, deter, misconduct), out
 
     def chunk(state, consts, days, keys):
@@ -420,7 +427,8 @@ def simulate_shard_jax(params: Params, spec: ShardSpec, progress: Callable[[int]
         for g in range(G):
             wide[t0:t1, :, g] = wb[:, :, block_group == g].sum(axis=2, dtype=np.int64)
         if n_keep:
-            led_parts.append((t0, np.asarray(out["events"]), np.asarray(out["adj"])))
+            led_parts.append((t0, np.asarray(out["events"]), np.asarray(out["adj"]), np.asarray(out["listed"]),
+                              np.asarray(out["restr"])))
         hist[si] = np.asarray(_histogram(state[0], grp, lo, G, copies, per_copy)).reshape(G + 1, HIST_BINS)[:G]
         t0 = t1
         if progress is not None:
@@ -472,38 +480,57 @@ def _histogram(score, grp, lo: int, G: int, copies: int, per_copy: int):
 
 
 def _ledger(P: Params, spec: ShardSpec, kept_idx: np.ndarray, parts) -> dict[str, np.ndarray]:
-    """Ledger rows of the kept citizens: per day, each source's events by ascending id, then clipping."""
+    """The event log of the kept citizens, in the numpy kernel's kinds and order within a day: each source's
+    score events by ascending id; listings started or extended (attributed to the first source in that order
+    whose event triggered them); clipping; restrictions on/off; listings that ran out. Scores come from the
+    device's events, states (listed until, restricted) from the device's own end-of-day state, so no rule is
+    re-derived here; day 0 starts from the start score's restrictions, as the numpy kernel's does."""
     B = P.n_behaviours
+    no_sensor = len(P.sensors)
     srcs = [(b, False) for b in range(B) if P.scored[b]] + [(f.behaviour, True) for f in P.false_sources]
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("day", "citizen", "behaviour", "points", "sensor", "false")}
-    for t0, events, adj in parts:  # events [days, S, n_keep] bool, adj [days, n_keep]
+    L, R = len(P.bl_names), len(P.restriction_names)
+    n = len(kept_idx)
+    log = EventLog(1, spec.offset, no_sensor)
+    cid = kept_idx  # local ids of the kept citizens (the log adds the offset)
+    prev_until = np.full((L, n), -1, dtype=np.int64)
+    start = np.full(n, P.start_score, dtype=np.int64)
+    prev_r = P.restricted(start, [np.full(n, -1)] * L, -1) if R else np.zeros((0, n), dtype=bool)
+    for r in range(R):  # restricted by the start score's grade from the start (numpy: _initial_restrictions)
+        log.emit("restrict_on", 0, cid[prev_r[r]], target=r)
+    for t0, events, adj, listed, restr in parts:  # events [days, S, n], adj [days, n], listed [days, L, n]
         for d in range(events.shape[0]):
             t = t0 + d
             for s, (b, false) in enumerate(srcs):
                 sel = np.flatnonzero(events[d, s])
-                if len(sel) == 0:
-                    continue
-                cols["day"].append(np.full(len(sel), t, dtype=np.int32))
-                cols["citizen"].append(kept_idx[sel] + spec.offset)
-                cols["behaviour"].append(np.full(len(sel), b, dtype=np.int16))
-                cols["points"].append(np.full(len(sel), P.points[b], dtype=np.int32))
-                cols["sensor"].append(np.full(len(sel), P.sensor_of[b], dtype=np.int16))
-                cols["false"].append(np.full(len(sel), false, dtype=bool))
+                if len(sel):
+                    log.emit("score", t, cid[sel], rule=b, points=int(P.points[b]), sensor=int(P.sensor_of[b]),
+                             false=false)
+            now_until = listed[d].astype(np.int64)
+            seen = prev_until.copy()  # listed until, as the day's sources are taken in order
+            for s, (b, false) in enumerate(srcs):
+                for k in np.flatnonzero(P.bl_trigger == b):
+                    sel = np.flatnonzero(events[d, s])
+                    if not len(sel):
+                        continue
+                    was = seen[k, sel] >= t
+                    until = now_until[k, sel]
+                    log.emit("list_start", t, cid[sel[~was]], rule=b, sensor=int(P.sensor_of[b]), false=false,
+                             target=int(k), until=until[~was])
+                    longer = was & (seen[k, sel] < until)
+                    log.emit("list_extend", t, cid[sel[longer]], rule=b, sensor=int(P.sensor_of[b]), false=false,
+                             target=int(k), until=until[longer])
+                    seen[k, sel] = np.maximum(seen[k, sel], until)
             sel = np.flatnonzero(adj[d])
             if len(sel):
-                cols["day"].append(np.full(len(sel), t, dtype=np.int32))
-                cols["citizen"].append(kept_idx[sel] + spec.offset)
-                cols["behaviour"].append(np.full(len(sel), B, dtype=np.int16))
-                cols["points"].append(adj[d][sel].astype(np.int32))
-                cols["sensor"].append(np.full(len(sel), len(P.sensors), dtype=np.int16))
-                cols["false"].append(np.zeros(len(sel), dtype=bool))
-    out = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in cols.items()}
-    m = len(out["day"])  # in the event log's columns: score events (kind 0), the rule in `rule`
-    out["rule"] = out.pop("behaviour")
-    out["kind"] = np.zeros(m, dtype=np.int8)
-    out["target"] = np.full(m, -1, dtype=np.int16)
-    out["until"] = np.full(m, -1, dtype=np.int32)
-    return out
+                log.emit("score", t, cid[sel], rule=B, points=adj[d][sel].astype(np.int64))
+            for r in range(R):
+                log.transitions(t, cid, prev_r[r], restr[d, r], "restrict_on", "restrict_off", r)
+            for k in range(L):
+                ended = (t - 1 < prev_until[k]) & ~(t < now_until[k])
+                log.emit("list_expire", t, cid[ended], target=k)
+            prev_until = now_until
+            prev_r = restr[d]
+    return log.arrays()
 
 
 def _citizens(P: Params, spec: ShardSpec, ids: np.ndarray, pos: np.ndarray, bounds: np.ndarray,
