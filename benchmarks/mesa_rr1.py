@@ -2,7 +2,7 @@
 
 This is the comparison point for scorelab's throughput (benchmarks/rr1.py) and an independent second
 implementation of /work/shared/reference/rr1.md (shared/reference/rr1.md in the project) for the
-statistical cross-check (tests/test_mesa_crosscheck.py). It follows the text literally:
+statistical cross-check (tests/engine/test_mesa_crosscheck.py). It follows the text literally:
 
 - each citizen is `urban` with probability 0.6, else `rural`; score starts at 1000, not listed (-1),
   one propensity multiplier per behaviour starting at 1.0;

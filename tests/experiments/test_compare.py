@@ -17,7 +17,7 @@ from scorelab.config.loader import ConfigError
 from scorelab.experiments import compare, summary
 from scorelab.experiments.stats import paired, t_quantile
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HALVED = ROOT / "examples" / "policies" / "rr1-criticism-halved.toml"
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from scorelab.cli import app
 from scorelab.config.loader import ConfigError, load_scenario
 from scorelab.engine.params import compile_params
 
-RR1 = Path(__file__).resolve().parents[1] / "src/scorelab/config/presets/rr1.toml"
+RR1 = Path(__file__).resolve().parents[2] / "src/scorelab/config/presets/rr1.toml"
 runner = CliRunner()
 
 

@@ -128,7 +128,7 @@ def test_jax_refuses_the_response_it_does_not_implement():
 def test_the_rr1_chilling_example_chills_more_under_a_harsher_penalty():
     from pathlib import Path
 
-    ex = Path(__file__).resolve().parents[1] / "examples" / "rr1-chilling.toml"
+    ex = Path(__file__).resolve().parents[2] / "examples" / "rr1-chilling.toml"
     sc = scorelab.load(str(ex), population=20000, days=60)
     harsh = sc.with_changes({"policy.rules[public_criticism].points": -200})
     a = scorelab.simulate(sc, seed=3, workers=1)

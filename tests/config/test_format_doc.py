@@ -10,7 +10,7 @@ from pydantic import BaseModel
 import scorelab
 from scorelab.config.models import Scenario
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "format.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "format.md"
 
 
 def _models(model: type[BaseModel], seen: set) -> None:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from scorelab.cli import app
 
 TABLES = ["metrics.parquet", "citizens.parquet", "events.parquet", "distribution.parquet"]
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def digest(path):

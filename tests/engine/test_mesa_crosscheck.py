@@ -29,7 +29,7 @@ import pytest
 
 pytest.importorskip("mesa", reason="Mesa is not installed (pip install 'scorelab[test]'); the Mesa cross-check needs it")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import mesa_rr1  # noqa: E402
 
 import scorelab  # noqa: E402

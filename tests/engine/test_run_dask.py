@@ -28,7 +28,7 @@ def cluster():
 
 
 def test_dask_run_gives_the_bytes_of_a_local_run(tmp_path, monkeypatch, cluster):
-    """As tests/test_determinism.py's workers=1 vs workers=2: small shards so that the run has several."""
+    """As tests/engine/test_determinism.py's workers=1 vs workers=2: small shards so that the run has several."""
     monkeypatch.setattr(runner, "SHARD_SIZE", 1500)
     local = scorelab.simulate("rr1", seed=5, population=5000, days=30, out=tmp_path / "local", workers=1)
     res = cli.invoke(app, ["run", "rr1", "-n", "5000", "-t", "30", "-s", "5", "-o", str(tmp_path / "dask"),

@@ -15,7 +15,7 @@ from _auditlib import golden_dict, rr1_dict, simulate_dict
 from scorelab.audit.report import build_report
 from scorelab.cli import app
 
-ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artefacts"
+ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts"
 EVIL = "<script>alert('pwned')</script> & <img src=x onerror=alert(1)>"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

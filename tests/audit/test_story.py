@@ -27,7 +27,7 @@ from scorelab.experiments.report import moved
 from scorelab.experiments.stats import mean_ci
 from scorelab.experiments.summary import DESCRIPTIONS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ["surveillance", "rongcheng", "national-blacklist"]
 
 
