@@ -2,6 +2,7 @@
 
 import copy
 
+import scorelab
 from scorelab.config.loader import scenario_from_dict
 
 BASE = {
@@ -43,3 +44,20 @@ def make(**parts):
             data[k] = v
     data["policy"].update(policy)
     return scenario_from_dict(data, "test")
+
+
+# helpers of the mechanism tests (tests/plugins/)
+def run(sc, tmp_path, name="r", **kw):
+    return scorelab.simulate(sc, out=tmp_path / name, workers=1, **kw)
+
+
+def all_rows(m):
+    return m[m.group == "all"].reset_index(drop=True)
+
+
+def ledger_holds(r):
+    c, led = r.citizens, r.ledger
+    # each citizen's own start score (drawn from the group's start distribution, or the policy's start_score)
+    start = c.start_score.to_numpy() if "start_score" in c else r.manifest["scenario"]["policy"]["start_score"]
+    total = led.groupby("citizen").points.sum().reindex(c.citizen, fill_value=0).to_numpy()
+    return bool((start + total == c.score.to_numpy()).all())
