@@ -7,6 +7,7 @@ import platform
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -265,14 +266,18 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
     try:
         sizes, merged = merge_metrics(params, results)
         metrics = metrics_table(params, sizes, merged)
-        write_parquet(metrics, tmp / "metrics.parquet")
         raw = event_arrays(results)
         led = events_table(params, raw)
-        write_parquet(led, tmp / "events.parquet")
-        cit = citizens_table(params, results, raw)
-        del raw
-        write_parquet(cit, tmp / "citizens.parquet")
-        write_parquet(distribution_table(params, results), tmp / "distribution.parquet")
+        # Parquet encoding releases the GIL: the two large tables are written in threads while the next is built
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            writing = [pool.submit(write_parquet, led, tmp / "events.parquet"),
+                       pool.submit(write_parquet, metrics, tmp / "metrics.parquet")]
+            cit = citizens_table(params, results, raw)
+            del raw
+            writing += [pool.submit(write_parquet, cit, tmp / "citizens.parquet"),
+                        pool.submit(write_parquet, distribution_table(params, results), tmp / "distribution.parquet")]
+            for w in writing:
+                w.result()  # re-raises a failed write (a full disk) here, inside the clean-up of the staging dir
         wall = time.perf_counter() - t0
         manifest = {
             "scorelab": __version__,

@@ -21,7 +21,7 @@ from .engine.kernel import HIST_WIDTH, ShardResult, hist_lo
 
 from .engine.events import COLUMNS as EVENT_COLUMNS, KIND, KINDS
 from .engine.outputs import declared
-from .engine.params import CLIP_RULE, NO_SENSOR, Params
+from .engine.params import NO_SENSOR, Params
 
 TABLES = ("metrics", "citizens", "events", "distribution")
 HEADLINE = ["mean_score", "restricted_share", "penalties", "wrongful_penalties", "criticism"]
@@ -30,8 +30,20 @@ HEADLINE = ["mean_score", "restricted_share", "penalties", "wrongful_penalties",
 _dict_col = aio.dictionary
 
 
+def _dictionary_columns(table: pa.Table) -> list[str]:
+    """Columns whose few distinct values a dictionary encodes well: categories, flags, small integers (kind,
+    rule, sensor, target, grade). Ids, days, points and continuous values are written plain: a dictionary
+    there costs time (a hash per value) for little or no gain (measured: events 0.85 -> 0.61 s, 6.8 -> 6.0 MB)."""
+    out = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_dictionary(t) or pa.types.is_boolean(t) or (pa.types.is_integer(t) and t.bit_width <= 16):
+            out.append(f.name)
+    return out
+
+
 def write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression="zstd", write_statistics=True)
+    pq.write_table(table, path, compression="zstd", write_statistics=True, use_dictionary=_dictionary_columns(table))
 
 
 def metrics_table(params: Params, sizes: np.ndarray, m: dict[str, np.ndarray]) -> pa.Table:
