@@ -74,11 +74,11 @@ def fast_cannot(params: Params, behaviours: list[str]) -> str | None:
     need = {bidx[n] for n in behaviours if n in bidx}
     parts = []
     if params.het is not None and any(params.het[b] > 0 for b in need):
-        parts.append("per-citizen propensities (behaviours[].heterogeneity)")
+        parts.append("per-citizen propensities, behaviours[].heterogeneity")
     conf = params.plugin("conformity")
     if conf is not None and any(b in need and imit > 0 for b, _, _, imit, _ in conf.entries):
-        parts.append("imitation of contacts (response.conformity)")
-    return " and ".join(parts) or None
+        parts.append("imitation of contacts, response.conformity")
+    return "; ".join(parts) or None
 
 
 def fast_true_events(params: Params, seed: int, behaviours: list[str]) -> dict[str, np.ndarray]:
@@ -138,7 +138,7 @@ def counterfactual_events(sc: Scenario, seed: int, behaviours: list[str], mode: 
         events, sizes = full_true_events(sc, seed, behaviours, population)
         pop = int(population or params.population)
         crn = population is None or int(population) == params.population
-        method = ((f"full ({why_full}, which the fast path does not reproduce): " if why_full else "full: ")
+        method = ((f"full, since the fast path cannot reproduce {why_full}: " if why_full else "full: ")
                   + f"the neutral scenario simulated with the same seed for {pop:,} citizens and "
                   f"{params.days} days" + (" (common random numbers for speech; gamed behaviours are drawn "
                                             "afresh at their base rate)" if crn else

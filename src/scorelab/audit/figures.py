@@ -97,7 +97,7 @@ def fig_lines(run: RunData, col: str, title: str, ytitle: str, cumulative: bool 
     fig.update_layout(title=title, xaxis_title="day", yaxis_title=ytitle)
     fig.update_yaxes(rangemode="tozero")  # counts and shares start at 0, so a small change looks small
     if pct:
-        fig.update_yaxes(tickformat=".1%")
+        fig.update_yaxes(tickformat="~%")
     return fig
 
 

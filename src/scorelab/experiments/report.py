@@ -167,7 +167,7 @@ def _plots(cmp: "Comparison") -> list[str]:
                                          marker=dict(size=9, color=_colour(i))), row=row, col=col)
             fig.add_hline(y=0, line=dict(color="#999", width=1), row=row, col=col)
             if is_share(metric):
-                fig.update_yaxes(tickformat=".2%", row=row, col=col)
+                fig.update_yaxes(tickformat="~%", row=row, col=col)
         fig.update_layout(height=120 + 250 * nrow, margin=dict(l=60, r=20, t=80, b=40), template="plotly_white",
                           title=f"what moved: paired differences against {base} (markers: mean; bars: CI; 0: no change)")
         out.append(fig.to_html(full_html=False, include_plotlyjs=False))
@@ -204,7 +204,7 @@ def _plots(cmp: "Comparison") -> list[str]:
                     pad = 0.05 * max(top - bottom, 1e-9)
                     fig.update_yaxes(range=[bottom - pad, top + pad], row=1, col=col)
                 else:
-                    fig.update_yaxes(rangemode="tozero", tickformat=".1%", row=1, col=col)
+                    fig.update_yaxes(rangemode="tozero", tickformat="~%", row=1, col=col)
                 fig.update_xaxes(title_text="day", row=1, col=col)
             fig.update_layout(height=420, margin=dict(l=60, r=20, t=60, b=40), template="plotly_white",
                               title="by day, mean over replicates (the mean-score axis reaches 10% below the start score)")
