@@ -118,6 +118,7 @@ class LenderTables:
     records: tuple[tuple[int, int], ...] = ()  # (behaviour index, days)
     recipient: str | None = None
     reads: tuple[str, ...] = ()  # the citizen-record fields it reads (governance.SHAREABLE names)
+    apply_rate: float = 0.0  # applications per citizen and day, at most (share-weighted candidate rate)
 
 
 def reads(lender: Lender) -> tuple[str, ...]:
@@ -126,6 +127,12 @@ def reads(lender: Lender) -> tuple[str, ...]:
     fields = ("score",) + tuple(f"observed_{r.behaviour}" for r in lender.records) \
         + tuple(f"restricted_{r}" for r in lender.deny_under)
     return tuple(dict.fromkeys(fields))
+
+
+def _apply_rate(sc, behaviour: str) -> float:
+    """Applications per citizen and day (share-weighted base rate of the applying behaviour)."""
+    rate = next(b.rate for b in sc.behaviours if b.name == behaviour)
+    return float(sum(g.share * min(1.0, rate[g.name] if isinstance(rate, dict) else rate) for g in sc.groups))
 
 
 def repay_probability(curve: tuple[np.ndarray, np.ndarray], score: np.ndarray) -> np.ndarray:
@@ -204,7 +211,7 @@ class Lending(Mechanism):
                             lender.repaid_points, lender.default_points, lender.profit, lender.loss,
                             tuple(restrictions.index(r) for r in lender.deny_under),
                             tuple((behaviours.index(r.behaviour), r.days) for r in lender.records),
-                            lender.recipient, reads(lender))
+                            lender.recipient, reads(lender), _apply_rate(sc, lender.applies))
 
     @staticmethod
     def rules(c: LenderTables) -> list[str]:
@@ -228,6 +235,10 @@ class Lending(Mechanism):
     @staticmethod
     def max_daily_points(c: LenderTables) -> int:
         return max(abs(c.repaid), abs(c.default))
+
+    @staticmethod
+    def extra_rows(c: LenderTables, penalty_rows: float) -> float:
+        return c.apply_rate  # at most one outcome (a score event) per application
 
     @staticmethod
     def citizen_bytes(c: LenderTables) -> float:
