@@ -49,18 +49,17 @@ def _ledger(P: Params, spec: ShardSpec, kept_idx: np.ndarray, parts) -> dict[str
     for t0, events, adj, listed, restr in parts:  # events [days, S, n], adj [days, n], listed [days, L, n]
         for d in range(events.shape[0]):
             t = t0 + d
-            for s, (b, false) in enumerate(srcs):
-                sel = np.flatnonzero(events[d, s])
+            hits = [np.flatnonzero(events[d, s]) for s in range(len(srcs))]  # kept citizens with each source's event
+            for (b, false), sel in zip(srcs, hits):
                 if len(sel):
                     log.emit("score", t, cid[sel], rule=b, points=int(P.points[b]), sensor=int(P.sensor_of[b]),
                              false=false)
             now_until = listed[d].astype(np.int64)
             seen = prev_until.copy()  # listed until, as the day's sources are taken in order
-            for s, (b, false) in enumerate(srcs):
+            for (b, false), sel in zip(srcs, hits):
+                if not len(sel):
+                    continue
                 for k in np.flatnonzero(P.bl_trigger == b):
-                    sel = np.flatnonzero(events[d, s])
-                    if not len(sel):
-                        continue
                     was = seen[k, sel] >= t
                     until = now_until[k, sel]
                     log.emit("list_start", t, cid[sel[~was]], rule=b, sensor=int(P.sensor_of[b]), false=false,

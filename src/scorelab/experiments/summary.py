@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ..store import read_manifest
+
 Provider = Callable[[Path], dict[str, float]]
 
 # what each summary metric means, for reports (the suffix after the dot is the group)
@@ -102,6 +104,8 @@ def run_summary(run_dir: str | Path) -> dict[str, float]:
         out[f"criticism_per_1000.{g}"] = per(totals.loc[g, "criticism"], 1000)
         for c in listed:
             out[f"final_{c}_share.{g}"] = float(row[c]) / size if size > 0 else float("nan")
+    for k, v in _declared_totals(m, last, _outputs(run_dir)).items():
+        out.setdefault(k, v)  # the figures above keep their own names
     out.update(_citizen_metrics(run_dir))
     return out
 
@@ -133,10 +137,9 @@ def _citizen_metrics(run_dir: Path) -> dict[str, float]:
 
 
 def _outputs(run_dir: Path) -> list[dict]:
+    """The run's declared outputs (run.json ``outputs``), or none where the manifest cannot be read."""
     try:
-        import json
-
-        return list(json.loads((run_dir / "run.json").read_text()).get("outputs", []))
+        return list(read_manifest(run_dir).get("outputs", []))
     except (OSError, ValueError):
         return []
 
@@ -145,25 +148,17 @@ def _outputs(run_dir: Path) -> list[dict]:
 _HANDLED = {"mean_score", "restricted_share", "population"}
 
 
-def declared_summary(run_dir: str | Path) -> dict[str, float]:
-    """Every declared output of the run (run.json ``outputs``: the kernel's and the mechanisms'), read from the
-    declarations, never from name prefixes: counts and sums totalled over the run (``loans_partner.all``),
-    stocks on the last day (``final_grade_C.all``). Loan outcomes, blocked attempts, privileges held and
-    red-list entries reach comparisons and sweeps this way."""
-    run_dir = Path(run_dir)
-    decls = [d for d in _outputs(run_dir) if d.get("kind") in ("count", "sum", "stock") and d["name"] not in _HANDLED]
-    if not decls:
-        return {}
-    cols = set(pq.read_schema(run_dir / "metrics.parquet").names)
-    names = [d["name"] for d in decls if d["name"] in cols]
-    m = pq.read_table(run_dir / "metrics.parquet", columns=["day", "group"] + names).to_pandas()
-    m["group"] = m["group"].astype(str)
-    kinds = {d["name"]: d["kind"] for d in decls}
-    totals = m.groupby("group", observed=True)[[n for n in names if kinds[n] != "stock"]].sum()
-    last = m[m["day"] == m["day"].max()].set_index("group")
+def _declared_totals(m: pd.DataFrame, last: pd.DataFrame, outputs: list[dict]) -> dict[str, float]:
+    """Every other declared output of the run (the kernel's and the mechanisms'), read from the declarations,
+    never from name prefixes: counts and sums totalled over the run (``loans_partner.all``), stocks on the last
+    day (``final_grade_C.all``). Loan outcomes, blocked attempts, privileges held and red-list entries reach
+    comparisons and sweeps this way."""
+    kinds = {d["name"]: d["kind"] for d in outputs
+             if d.get("kind") in ("count", "sum", "stock") and d["name"] not in _HANDLED and d["name"] in m.columns}
+    totals = m.groupby("group", observed=True)[[n for n, k in kinds.items() if k != "stock"]].sum()
     out: dict[str, float] = {}
-    for n in names:
-        src, key = (last, f"final_{n}") if kinds[n] == "stock" else (totals, n)
+    for n, kind in kinds.items():
+        src, key = (last, f"final_{n}") if kind == "stock" else (totals, n)
         for g, v in src[n].items():
             out[f"{key}.{g}"] = float(v)
     return out
@@ -175,7 +170,7 @@ def zero_when_absent(run_dir: str | Path) -> set[str]:
     return {d["name"] for d in _outputs(Path(run_dir)) if d.get("kind") in ("count", "sum")}
 
 
-_PROVIDERS: list[Provider] = [run_summary, declared_summary]
+_PROVIDERS: list[Provider] = [run_summary]
 
 
 def register_provider(fn: Provider) -> None:

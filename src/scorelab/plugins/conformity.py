@@ -59,8 +59,10 @@ class ConformityTables:
     names: tuple[str, ...]  # behaviour names, per entry
 
 
-def contact_share(indptr: np.ndarray, indices: np.ndarray, ids: np.ndarray, flag: np.ndarray) -> np.ndarray:
-    """Share of each citizen's contacts (CSR) for whom ``flag`` holds; 0 for a citizen without contacts."""
+def contact_share(indptr: np.ndarray, indices: np.ndarray, ids: np.ndarray, flag: np.ndarray,
+                  at_least: int | None = None) -> np.ndarray:
+    """Share of each citizen's contacts (CSR) for whom ``flag`` holds (with ``at_least``: for whom
+    ``flag >= at_least``, read for those contacts only); 0 for a citizen without contacts."""
     lo, hi = indptr[ids], indptr[ids + 1]
     deg = hi - lo
     total = int(deg.sum())
@@ -68,7 +70,8 @@ def contact_share(indptr: np.ndarray, indices: np.ndarray, ids: np.ndarray, flag
         return np.zeros(len(ids))
     owner = np.repeat(np.arange(len(ids)), deg)
     pos = np.arange(total) - np.repeat(np.cumsum(deg) - deg, deg) + np.repeat(lo, deg)
-    hits = np.bincount(owner, weights=flag[indices[pos]], minlength=len(ids))
+    v = flag[indices[pos]]
+    hits = np.bincount(owner, weights=v >= at_least if at_least is not None else v, minlength=len(ids))
     return hits / np.maximum(deg, 1)
 
 
@@ -164,7 +167,7 @@ class Conformities(Mechanism):
     def _shares(self, k: int, ids: np.ndarray, last: np.ndarray, t: int) -> np.ndarray:
         _, net, days, _, _ = self.c.entries[k]
         indptr, indices = self.csr[net]
-        return contact_share(indptr, indices, ids, (last >= t - days).astype(np.float64))
+        return contact_share(indptr, indices, ids, last, at_least=t - days)  # cost: these citizens' contacts
 
     def propensity(self, b, ids, S, t) -> np.ndarray:
         k = self.by_b[b]
