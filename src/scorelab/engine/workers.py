@@ -45,7 +45,12 @@ def die_with_parent(ppid: int) -> None:
 def stop_pool(pool) -> None:
     """Cancel what has not started and terminate the workers of a ProcessPoolExecutor (interrupted or failed)."""
     procs = list(getattr(pool, "_processes", {}).values())  # private, but the only handle on the workers
+    calls = getattr(pool, "_call_queue", None)
     pool.shutdown(wait=False, cancel_futures=True)
+    if calls is not None:
+        # the queue's feeder thread may be blocked writing shards to a pipe no live worker reads any more;
+        # joining it at exit would hang the interrupted process (and `communicate()` of whoever waits on it)
+        calls.cancel_join_thread()
     for p in procs:
         try:
             p.terminate()
@@ -54,6 +59,9 @@ def stop_pool(pool) -> None:
     for p in procs:
         try:
             p.join(timeout=2)
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=2)
         except (OSError, AttributeError, ValueError, AssertionError):
             pass
 
