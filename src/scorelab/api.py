@@ -20,7 +20,7 @@ from .config.loader import ConfigError, load_scenario, short
 from .config.models import Scenario
 from .engine.outputs import declared
 from .engine.params import Params, compile_params
-from .engine import cluster, runner  # cluster imports distributed only when a scheduler is given
+from .engine import cluster, compiled, runner  # cluster imports distributed only when a scheduler is given
 from .engine.checkpoint import check_shards, finished_shards, load_plan, load_shard, partial_dir, save_plan, save_shard
 from .engine.runner import Detail, default_workers, merge_metrics, plan_detail, plan_shards, run_shards
 from .store import (
@@ -256,9 +256,14 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
     done = finished_shards(stage) if resumed else {}
     if resumed:
         check_shards(stage, done, len(specs))
+    todo = [s for s in specs if s.index not in done]
+    processes = cluster.slots(client) if client is not None else workers
+    kernel, kernel_why = ("numpy", "the JAX backend") if jaxb else compiled.choose(
+        params, params.days * max((s.size for s in todo), default=0) * math.ceil(len(todo) / max(1, processes)))
     t0 = time.perf_counter()
     fresh = run_shards(params, specs, workers=workers, progress=progress, skip=set(done), backend=backend,
-                       done=(lambda r: save_shard(stage, r)) if checkpoints else None, client=client)
+                       done=(lambda r: save_shard(stage, r)) if checkpoints else None, client=client,
+                       kernel=kernel)
     sim_s = time.perf_counter() - t0
     simulated = sum(s.size for s in specs if s.index not in done)
     by_index = {r.index: r for r in fresh}
@@ -298,6 +303,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             **({"scheduler": cluster.describe(client)} if client is not None else {}),
             "backend": backend,
             "device": jaxb.device_description() if jaxb else "cpu",
+            "kernel": {"name": kernel, "why": kernel_why},
             "bytes_per_citizen_state": state_bytes_per_citizen(params),
             "wall_seconds": round(wall, 4),
             "simulate_seconds": round(sim_s, 4),
@@ -307,7 +313,8 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             "versions": {"python": platform.python_version(), "numpy": np.__version__,
                          "pyarrow": __import__("pyarrow").__version__,
                          "pydantic": __import__("pydantic").__version__,
-                         **({"jax": __import__("jax").__version__} if jaxb else {})},
+                         **({"jax": __import__("jax").__version__} if jaxb else {}),
+                         **({"numba": __import__("numba").__version__} if kernel == "numba" else {})},
             "tables": ["metrics.parquet", "citizens.parquet", "events.parquet", "distribution.parquet"],
             "mechanisms": params.plugin_names,
             "outputs": [{"name": m.name, "kind": m.kind, "unit": m.unit, "meaning": m.meaning}

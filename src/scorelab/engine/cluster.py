@@ -97,7 +97,7 @@ def slots(client) -> int:
 
 
 def run_shards_dask(client, params, todo: list, days: int, progress: Callable[[int, int], None] | None,
-                    done: Callable[[Any], None] | None) -> list:
+                    done: Callable[[Any], None] | None, kernel: str = "numpy") -> list:
     """Simulate the shards ``todo`` on the cluster of ``client``; results in completion order.
 
     ``done(result)`` runs here, on this machine, as each shard comes back (checkpoints are written there),
@@ -118,7 +118,7 @@ def run_shards_dask(client, params, todo: list, days: int, progress: Callable[[i
     results = []
     try:
         shared = client.scatter(params, broadcast=True, hash=False)  # the compiled scenario, once per worker
-        futures = [client.submit(simulate_shard, shared, spec, None, pure=False,
+        futures = [client.submit(simulate_shard, shared, spec, None, kernel, pure=False,
                                  key=f"scorelab-shard-{spec.index}-{token}") for spec in todo]
         if progress:
             progress(0, total)

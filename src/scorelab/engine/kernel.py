@@ -200,15 +200,23 @@ def attach_plugins(S: ShardState) -> None:
             S.propensity.setdefault(int(b), []).append(pl.propensity)
 
 
-def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None) -> ShardResult:
+def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None,
+                   kernel: str = "numpy") -> ShardResult:
+    """One shard through every day; ``kernel`` "numba" runs the day's stages compiled (compiled.py, the
+    scenarios it covers; the same bytes), "numpy" through stages.py."""
     S = new_state(params, spec)
     attach_plugins(S)
-    for t in range(params.days):
-        D = Day(t)
-        for stage in DAY:
-            stage(S, D)
-        if progress is not None:
-            progress(t + 1)
+    if kernel == "numba":  # the same stages compiled (compiled.py): the same bytes
+        from .compiled import run_days
+
+        run_days(S, progress)
+    else:
+        for t in range(params.days):
+            D = Day(t)
+            for stage in DAY:
+                stage(S, D)
+            if progress is not None:
+                progress(t + 1)
     for hook in S.hooks.get("finish", ()):
         hook(S)
     result = ShardResult(spec.index, S.sizes, S.metrics, S.snap_days, S.hist)

@@ -89,26 +89,27 @@ _PROGRESS = None  # shared day counters of a pool's shards (inherited by forked 
 
 
 def _run_in_worker(args):
-    params, spec = args
+    params, spec, kernel = args
     counters = _PROGRESS
 
     def tick(day: int) -> None:
         if counters is not None:
             counters[spec.index] = day
 
-    return simulate_shard(params, spec, tick)
+    return simulate_shard(params, spec, tick, kernel)
 
 
 def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
                progress: Callable[[int, int], None] | None = None,
                done: Callable[[ShardResult], None] | None = None,
-               skip: set[int] | None = None, backend: str = "numpy", client=None) -> list[ShardResult]:
+               skip: set[int] | None = None, backend: str = "numpy", client=None,
+               kernel: str = "numpy") -> list[ShardResult]:
     """Simulate shards (in this process, a pool of `workers` processes, or the workers of a Dask
     ``client``: `engine/cluster.py`); results in shard order.
 
     ``progress(days_done, days_total)`` is called as days complete (as shards complete on Dask);
     ``done(result)`` as each shard ends, in completion order (checkpointing writes there). Shards in
-    ``skip`` are not run.
+    ``skip`` are not run. ``kernel``: "numpy" or "numba" for the numpy backend (compiled.choose).
     """
     global _PROGRESS
     todo = [s for s in specs if not skip or s.index not in skip]
@@ -122,12 +123,13 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     if client is not None:  # the same shards, run on a cluster (api.py refuses it with the JAX backend)
         from .cluster import run_shards_dask
 
-        results = run_shards_dask(client, params, todo, params.days, progress, done) if todo else []
+        results = run_shards_dask(client, params, todo, params.days, progress, done, kernel) if todo else []
         return sorted(results, key=lambda r: r.index)
     if workers == 1:
         finished = 0
         for spec in todo:
-            r = sim(params, spec, (lambda d, f=finished: progress(f + d, total)) if progress else None)
+            tick = (lambda d, f=finished: progress(f + d, total)) if progress else None
+            r = sim(params, spec, tick) if backend == "jax" else sim(params, spec, tick, kernel)
             finished += params.days
             if done:
                 done(r)
@@ -139,7 +141,7 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
                                    initargs=(os.getpid(),))
         try:
-            futures = {pool.submit(_run_in_worker, (params, s)): s for s in todo}
+            futures = {pool.submit(_run_in_worker, (params, s, kernel)): s for s in todo}
             pending = set(futures)
             while pending:
                 finished_now = [f for f in pending if f.done()]

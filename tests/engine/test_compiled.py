@@ -1,0 +1,117 @@
+"""The compiled day (engine/compiled.py) against the reference stages (stages.py): the same bytes.
+
+Both paths draw the same candidates from the same streams and apply the same rules in the same order, so
+every output must be equal, not close: the metrics, the histograms, the event log row for row, the citizens
+table, and the run directory's tables."""
+
+import numpy as np
+import pytest
+
+import scorelab
+from scorelab.config.loader import ConfigError, load_scenario
+from scorelab.engine import compiled, runner
+from scorelab.engine.kernel import ShardSpec, simulate_shard
+from scorelab.engine.params import compile_params
+
+from scenario_builders import make
+
+pytest.importorskip("numba")
+
+
+def _rich():
+    """Every feature the compiled day covers, at once: per-citizen heterogeneity, severity, chilling,
+    deterrence in steps, gaming, a score curve, drawn start scores, a clipped range, grades, two
+    blacklists (one that expires within the run), two restrictions, a false-attribution source and
+    sensors of the three detection kinds (all, some, none in a group)."""
+    return make(
+        scenario={"population": 20000, "days": 120},
+        groups=[{"name": "urban", "share": 0.6, "start": {"kind": "normal", "mean": 980, "sd": 40, "low": 800, "high": 1100}},
+                {"name": "rural", "share": 0.4}],
+        behaviours=[
+            {"name": "littering", "rate": 0.01, "heterogeneity": 0.8, "heterogeneity_cap": 10.0, "severity": 2.0},
+            {"name": "traffic_violation", "rate": {"urban": 0.006, "rural": 0.003}},
+            {"name": "volunteering", "rate": 0.01, "misconduct": False},
+            {"name": "criticism", "rate": 0.004, "speech": True, "misconduct": False},
+            {"name": "loan_default", "rate": 0.0005},
+            {"name": "donation", "rate": 0.002, "misconduct": False},
+        ],
+        sensors=[{"name": "court", "coverage": 1.0},
+                 {"name": "camera", "coverage": {"urban": 0.8, "rural": 0.3},
+                  "false_attribution": {"behaviour": "traffic_violation", "rate": {"urban": 0.0005, "rural": 0.001}}},
+                 {"name": "patrol", "coverage": {"urban": 1.0, "rural": 0.0}},
+                 {"name": "informant", "coverage": 0.5}],
+        policy={"score_min": 700, "score_max": 1100,
+                "rules": [{"behaviour": "littering", "sensor": "patrol", "points": -30},
+                          {"behaviour": "traffic_violation", "sensor": "camera", "points": -25},
+                          {"behaviour": "volunteering", "sensor": "informant", "points": 15},
+                          {"behaviour": "criticism", "sensor": "informant", "points": -40},
+                          {"behaviour": "loan_default", "sensor": "court", "points": -120},
+                          {"behaviour": "donation", "sensor": "court", "points": 20}],
+                "blacklists": [{"name": "court_list", "trigger": "loan_default", "duration_days": 90},
+                               {"name": "litter_list", "trigger": "littering", "duration_days": 20}],
+                "restrictions": [{"name": "travel", "grades": ["C", "D"], "blacklists": ["court_list"]},
+                                 {"name": "service", "blacklists": ["litter_list"]}]},
+        response={"deterrence": {"factor": 0.8, "points_unit": 20},
+                  "gaming": [{"behaviour": "donation", "below_score": 1000, "factor": 3.0}],
+                  "score_curves": [{"behaviour": "volunteering", "points": [[800, 2.0], [1000, 1.0], [1100, 0.5]]}],
+                  "chilling": [{"behaviour": "criticism", "elasticity": 1.0}]})
+
+
+def _assert_same(a, b):
+    assert a.metrics.keys() == b.metrics.keys()
+    for name in a.metrics:
+        np.testing.assert_array_equal(a.metrics[name], b.metrics[name], err_msg=name)
+    np.testing.assert_array_equal(a.hist, b.hist)
+    assert a.ledger.keys() == b.ledger.keys() and a.citizens.keys() == b.citizens.keys()
+    for part in ("ledger", "citizens"):
+        for col, x in getattr(a, part).items():
+            y = getattr(b, part)[col]
+            assert x.dtype == y.dtype, (part, col)
+            np.testing.assert_array_equal(x, y, err_msg=f"{part}.{col}")
+
+
+@pytest.mark.parametrize("keep", [1, 3, 0])
+def test_every_covered_feature_gives_the_reference_bytes(keep):
+    P = compile_params(_rich())
+    assert compiled.unsupported(P) is None
+    for spec in (ShardSpec(0, 0, 12000, 7, keep), ShardSpec(1, 12000, 8000, 7, keep)):
+        ref = simulate_shard(P, spec, kernel="numpy")
+        fast = simulate_shard(P, spec, kernel="numba")
+        _assert_same(ref, fast)
+    if keep:  # the scenario exercises what it claims: every kind of event the compiled day writes
+        kinds = set(ref.ledger["kind"].tolist())
+        assert {0, 1, 2, 4, 5, 6} <= kinds, kinds
+        clip_rule = P.n_behaviours
+        assert (ref.ledger["rule"] == clip_rule).any() and ref.ledger["false"].any()
+
+
+def test_rr1_run_directories_are_identical_through_both_kernels(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SHARD_SIZE", 7000)  # three shards
+    sc = load_scenario("rr1", population=20000, days=90)
+    tables = ("metrics.parquet", "events.parquet", "citizens.parquet", "distribution.parquet")
+    runs = {}
+    for kernel in ("numpy", "numba"):
+        monkeypatch.setenv("SCORELAB_KERNEL", kernel)
+        runs[kernel] = scorelab.simulate(sc, seed=3, out=tmp_path / kernel, workers=1)
+        assert runs[kernel].manifest["kernel"]["name"] == kernel
+    for t in tables:
+        assert (tmp_path / "numpy" / t).read_bytes() == (tmp_path / "numba" / t).read_bytes(), t
+
+
+def test_the_choice_of_kernel_says_why(monkeypatch):
+    rr1 = compile_params(load_scenario("rr1"))
+    monkeypatch.setenv("SCORELAB_KERNEL", "auto")
+    assert compiled.choose(rr1, 1e9) == ("numba", "the compiled day (engine/compiled.py)")
+    name, why = compiled.choose(rr1, 1e6)
+    assert name == "numpy" and "agent-days per process" in why
+    fair = compile_params(load_scenario("fair-baseline"))
+    name, why = compiled.choose(fair, 1e9)
+    assert name == "numpy" and "mechanism plugins" in why and "graphs" in why
+    monkeypatch.setenv("SCORELAB_KERNEL", "numba")
+    assert compiled.choose(rr1, 1.0)[0] == "numba"
+    monkeypatch.setenv("SCORELAB_KERNEL", "numpy")
+    assert compiled.choose(rr1, 1e12) == ("numpy", "SCORELAB_KERNEL=numpy")
+    monkeypatch.setenv("SCORELAB_KERNEL", "fast")
+    with pytest.raises(ConfigError) as e:
+        compiled.choose(rr1, 1e9)
+    assert "SCORELAB_KERNEL" in str(e.value) and "auto, numpy, numba" in str(e.value)
