@@ -80,54 +80,40 @@ _JIT = None
 
 def _jit():
     """The compiled day (compiled, or loaded from numba's cache, on first use in a process)."""
-    global _JIT, _merge_unique
+    global _JIT, _sort_rows
     if _JIT is None:
         import numba
 
-        _merge_unique = numba.njit(cache=True, nogil=True)(_merge_unique_py)
+        _sort_rows = numba.njit(cache=True, nogil=True)(_sort_rows_py)
         _JIT = numba.njit(cache=True, nogil=True)(_day_py)
     return _JIT
 
 
-def _merge_unique_py(a, b):
-    """The sorted distinct values of two arrays that are each ascending (a run of candidates is: groups are
-    ascending blocks of ids, each drawn in ascending order) or, failing that, of their sorted union."""
-    ok = True
-    for i in range(1, len(b)):
-        if b[i] < b[i - 1]:
-            ok = False
-            break
-    if not ok:
-        b = np.unique(b)
-    out = np.empty(len(a) + len(b), np.int64)
-    i = j = k = 0
-    while i < len(a) or j < len(b):
-        if j == len(b) or (i < len(a) and a[i] < b[j]):
-            v = a[i]
-            i += 1
-        elif i == len(a) or b[j] < a[i]:
-            v = b[j]
-            j += 1
-        else:
-            v = a[i]
-            i += 1
-            j += 1
-        if k == 0 or out[k - 1] != v:
-            out[k] = v
-            k += 1
-    return out[:k]
+def _sort_rows_py(a, b, cit, kind, rule, pts, sen, false, tgt, until):
+    """Rows [a, b) of the day's event columns in ascending citizen order (the rows name distinct citizens)."""
+    if b - a < 2:
+        return
+    order = np.argsort(cit[a:b]) + a
+    cit[a:b] = cit[order]
+    kind[a:b] = kind[order]
+    rule[a:b] = rule[order]
+    pts[a:b] = pts[order]
+    sen[a:b] = sen[order]
+    false[a:b] = false[order]
+    tgt[a:b] = tgt[order]
+    until[a:b] = until[order]
 
 
-_merge_unique = _merge_unique_py
+_sort_rows = _sort_rows_py
 
 
-def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity, het,
+def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity, het, stamp,
             rate, pmax, thin, deter_slot, deter_table, chill, use_chill, het_row,
             gam_off, gam_below, gam_factor, cur_off, cur_xoff, cur_x, cur_y,
             speech, misc, sev_w, has_sev, scored, detect, det_mode, points, sensor_of, no_sensor, clip_rule,
             fsrc_beh, bl_trigger, bl_duration, deter_step, has_min, score_min, has_max, score_max,
             grade_cuts, K, rgrades, rlists,
-            c_ids, c_grp, c_uacc, c_uobs, c_off, f_ids, f_grp, f_off, expiring, exp_off,
+            c_ids, c_grp, c_uacc, c_uobs, c_off, f_ids, f_grp, f_off, expiring,
             score_sum, restricted_n, restricted_any, grade_n, listed_n,
             metrics, midx, true_idx, obs_idx, false_idx, grade_idx, listed_idx, listings_idx, rest_idx):
     """One day of stages.py's core stages (see there for each rule); returns today's observations (for the
@@ -245,13 +231,24 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
         seg_e[ns] = no
         ns += 1
 
-    # touch: the sorted distinct citizens observed or whose listing may end today, as they were yesterday
-    touched = o_ids[:0].copy()
-    for q in range(ns):
-        touched = _merge_unique(touched, o_ids[seg_s[q]:seg_e[q]])
-    for q in range(len(exp_off) - 1):
-        touched = _merge_unique(touched, expiring[exp_off[q]:exp_off[q + 1]])
-    nt = len(touched)
+    # touch: the distinct citizens observed or whose listing may end today, as they were yesterday. They
+    # are kept in the order first seen (a day stamp per citizen, no sort); the events stages.py writes in
+    # ascending id order (clip, restrictions, expiries) are sorted by citizen within their phase instead.
+    touched = np.empty(no + len(expiring), np.int64)
+    nt = 0
+    for i in range(no):
+        cid = o_ids[i]
+        if stamp[cid] != t:
+            stamp[cid] = t
+            touched[nt] = cid
+            nt += 1
+    for i in range(len(expiring)):
+        cid = expiring[i]
+        if stamp[cid] != t:
+            stamp[cid] = t
+            touched[nt] = cid
+            nt += 1
+    touched = touched[:nt]
     tg = np.zeros(nt, np.int64)
     for j in range(nt):
         g = 0
@@ -370,6 +367,7 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
             deter[slot, cid] = min(np.int64(deter[slot, cid]) + step, MAX_COUNT)
 
     # clip: scores brought back into [score_min, score_max]
+    phase = ne
     new_score = np.empty(nt, np.int64)
     delta_g = np.zeros(G, np.int64)
     for j in range(nt):
@@ -398,6 +396,7 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
     for g in range(G):
         metrics[m_deduct, t, g] -= min(delta_g[g], 0)
         metrics[m_award, t, g] += max(delta_g[g], 0)
+    _sort_rows(phase, ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until)
 
     # grade_and_restrict: the aggregates move by the touched citizens' changes
     if nt > 0:
@@ -439,6 +438,7 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
             if keep > 0:
                 for r in range(R):
                     for kind in (5, 6):  # restrict_on, then restrict_off
+                        phase = ne
                         for j in range(nt):
                             cid = touched[j]
                             up = r_new[r, j] and not r_old[r, j]
@@ -453,12 +453,14 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
                                 e_tgt[ne] = r
                                 e_until[ne] = -1
                                 ne += 1
+                        _sort_rows(phase, ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until)
         if K:
             for j in range(nt):
                 if g_old[j] != g_new[j]:
                     grade_n[g_old[j], tg[j]] -= 1
                     grade_n[g_new[j], tg[j]] += 1
         for k in range(L):
+            phase = ne
             for j in range(nt):
                 cid = touched[j]
                 was_on = t - 1 < old_listed[k, j]
@@ -474,6 +476,7 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
                     e_tgt[ne] = k
                     e_until[ne] = -1
                     ne += 1
+            _sort_rows(phase, ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until)
 
     # record: the day's stocks
     for g in range(G):
@@ -535,7 +538,8 @@ class CompiledDay:
         R, K = len(P.restriction_names), len(P.grade_names)
         i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
         self.args_state = (S.score, self.listed, S.deter, S.misconduct,
-                           S.severity if S.severity is not None else np.zeros(0, dtype=np.float32), het)
+                           S.severity if S.severity is not None else np.zeros(0, dtype=np.float32), het,
+                           np.full(n, -1, dtype=np.int32))  # the day each citizen was last touched
         self.args_params = (
             P.rate, P.pmax, thin, i64(P.deter_slot), P.deter_table if P.deter_table.size else np.ones((0, MAX_COUNT + 1)),
             P.chill if P.chill is not None else np.ones((B, G)), chill_use, het_row,
@@ -587,9 +591,7 @@ class CompiledDay:
         c, f = self.candidates(t)
         expiring = S.calendar.pop(t, [])
         exp = np.concatenate(expiring).astype(np.int64) if expiring else np.empty(0, np.int64)
-        exp_off = np.zeros(len(expiring) + 1, dtype=np.int64)
-        np.cumsum([len(x) for x in expiring], out=exp_off[1:])
-        out = self.fn(t, S.keep, S.offset, self.bounds, *self.args_state, *self.args_params, *c, *f, exp, exp_off,
+        out = self.fn(t, S.keep, S.offset, self.bounds, *self.args_state, *self.args_params, *c, *f, exp,
                       *self.args_aggregates)
         o_ids, seg_b, seg_s, seg_e = out[:4]
         for b, s, e in zip(seg_b.tolist(), seg_s.tolist(), seg_e.tolist()):
