@@ -304,7 +304,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             "backend": backend,
             "device": jaxb.device_description() if jaxb else "cpu",
             "kernel": {"name": kernel, "why": kernel_why},
-            "bytes_per_citizen_state": state_bytes_per_citizen(params),
+            "bytes_per_citizen_state": state_bytes_per_citizen(params) + (compiled.STAMP_BYTES if kernel == "numba" else 0),
             "wall_seconds": round(wall, 4),
             "simulate_seconds": round(sim_s, 4),
             # throughput of this call's simulation alone: a resumed run simulates only its missing shards

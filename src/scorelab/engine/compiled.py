@@ -32,6 +32,7 @@ from .state import ShardState
 # (RR-1, 10 M x 365, measured side by side), so "auto" compiles from ~2.6 e8 agent-days per process on.
 AUTO_MIN_AGENT_DAYS = 260_000_000
 KERNELS = ("auto", "numpy", "numba")
+STAMP_BYTES = 4  # per citizen: the day each was last touched (int32), the compiled day's one addition to the state
 
 
 def unsupported(P: Params) -> str | None:
