@@ -115,3 +115,15 @@ def test_the_choice_of_kernel_says_why(monkeypatch):
     with pytest.raises(ConfigError) as e:
         compiled.choose(rr1, 1e9)
     assert "SCORELAB_KERNEL" in str(e.value) and "auto, numpy, numba" in str(e.value)
+
+
+def test_a_process_without_numba_runs_the_reference_with_the_same_bytes(monkeypatch):
+    P = compile_params(load_scenario("rr1", population=3000, days=20))
+    spec = ShardSpec(0, 0, 3000, 2, 1)
+    ref = simulate_shard(P, spec, kernel="numpy")
+
+    def missing():
+        raise ImportError("No module named 'numba'")
+
+    monkeypatch.setattr(compiled, "_jit", missing)  # a Dask worker installed without numba
+    _assert_same(ref, simulate_shard(P, spec, kernel="numba"))

@@ -608,11 +608,17 @@ class CompiledDay:
                 cols[name].append(a)
 
 
-def run_days(S: ShardState, progress: Callable[[int], None] | None = None) -> None:
-    """Every day of the shard through the compiled day (snapshots through stages.py's own function)."""
+def run_days(S: ShardState, progress: Callable[[int], None] | None = None) -> bool:
+    """Every day of the shard through the compiled day (snapshots through stages.py's own function); False,
+    with nothing done, where numba cannot be imported in this process (the caller runs stages.py: the same
+    bytes)."""
     from .stages import snapshot
     from .state import Day
 
+    try:
+        _jit()
+    except ImportError:
+        return False
     core = CompiledDay(S)
     snap = set(S.snap_days.tolist())
     for t in range(S.P.days):
@@ -621,3 +627,4 @@ def run_days(S: ShardState, progress: Callable[[int], None] | None = None) -> No
             snapshot(S, Day(t))
         if progress is not None:
             progress(t + 1)
+    return True

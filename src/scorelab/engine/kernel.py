@@ -206,11 +206,12 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
     scenarios it covers; the same bytes), "numpy" through stages.py."""
     S = new_state(params, spec)
     attach_plugins(S)
+    compiled_ran = False
     if kernel == "numba":  # the same stages compiled (compiled.py): the same bytes
         from .compiled import run_days
 
-        run_days(S, progress)
-    else:
+        compiled_ran = run_days(S, progress)  # False where numba is missing here (a Dask worker without it)
+    if not compiled_ran:
         for t in range(params.days):
             D = Day(t)
             for stage in DAY:
