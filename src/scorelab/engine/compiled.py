@@ -600,12 +600,7 @@ class CompiledDay:
                 for trig, dur in self.triggers:
                     if trig == b:
                         S.calendar.setdefault(t + dur, []).append(o_ids[s:e])
-        cit = out[4]
-        if len(cit):
-            cols = S.log.cols
-            cols["day"].append(np.full(len(cit), t, dtype=np.int32))
-            for name, a in zip(("citizen", "kind", "rule", "points", "sensor", "false", "target", "until"), out[4:]):
-                cols[name].append(a)
+        S.log.extend(t, *out[4:])
 
 
 def run_days(S: ShardState, progress: Callable[[int], None] | None = None) -> bool:

@@ -37,12 +37,20 @@ NO_TARGET = -1
 COLUMNS = ("day", "citizen", "kind", "rule", "points", "sensor", "false", "target", "until")
 
 
+DTYPES = {"day": np.int32, "citizen": np.int64, "kind": np.int8, "rule": np.int16, "points": np.int64,
+          "sensor": np.int16, "false": bool, "target": np.int16, "until": np.int32}
+
+
 class EventLog:
-    """Collects events of the kept citizens of one shard (global ids divisible by ``keep``)."""
+    """Collects events of the kept citizens of one shard (global ids divisible by ``keep``).
+
+    Each emit keeps one block: the kept citizens' ids and, per column, either one value for the block or
+    one per citizen. The typed columns are built once, in `arrays` (a block costs a few slice assignments
+    there instead of nine arrays at every emit: mechanisms emit thousands of small blocks a shard)."""
 
     def __init__(self, keep: int, offset: int, no_sensor: int):
         self.keep, self.offset, self.no_sensor = keep, offset, no_sensor
-        self.cols: dict[str, list[np.ndarray]] = {k: [] for k in COLUMNS}
+        self.blocks: list[tuple] = []  # (n, day, citizen, kind, rule, points, sensor, false, target, until)
 
     def kept(self, ids: np.ndarray) -> np.ndarray:
         """Bool mask of the ids whose events are kept."""
@@ -60,20 +68,19 @@ class EventLog:
         if k == 0:
             return
 
-        def col(v, dtype):
-            a = np.broadcast_to(np.asarray(v), (len(ids),))
-            return (a if sel is None else a[sel]).astype(dtype)
+        def col(v):
+            if np.ndim(v) == 0:
+                return v
+            return np.array(v) if sel is None else np.asarray(v)[sel]  # a copy: callers may reuse their arrays
 
-        c = self.cols
-        c["day"].append(np.full(k, t, dtype=np.int32))
-        c["citizen"].append((ids if sel is None else ids[sel]).astype(np.int64) + self.offset)
-        c["kind"].append(np.full(k, KIND[kind], dtype=np.int8))
-        c["rule"].append(np.full(k, rule, dtype=np.int16))
-        c["points"].append(col(points, np.int64))
-        c["sensor"].append(np.full(k, self.no_sensor if sensor is None else sensor, dtype=np.int16))
-        c["false"].append(col(false, bool))
-        c["target"].append(np.full(k, target, dtype=np.int16))
-        c["until"].append(col(until, np.int32))
+        citizen = (ids if sel is None else ids[sel]).astype(np.int64) + self.offset
+        self.blocks.append((k, t, citizen, KIND[kind], rule, col(points),
+                            self.no_sensor if sensor is None else sensor, col(false), target, col(until)))
+
+    def extend(self, t: int, citizen: np.ndarray, kind, rule, points, sensor, false, target, until) -> None:
+        """A block of events already selected and typed per column (global citizen ids; engine/compiled.py)."""
+        if len(citizen):
+            self.blocks.append((len(citizen), t, citizen, kind, rule, points, sensor, false, target, until))
 
     def transitions(self, t: int, ids: np.ndarray, before: np.ndarray, after: np.ndarray, on: str, off: str,
                     target: int) -> None:
@@ -87,7 +94,18 @@ class EventLog:
         if down.any():
             self.emit(off, t, ids[down], target=target)
 
+    def __len__(self) -> int:
+        return sum(b[0] for b in self.blocks)
+
     def arrays(self) -> dict[str, np.ndarray]:
-        empty = {"day": np.int32, "citizen": np.int64, "kind": np.int8, "rule": np.int16, "points": np.int64,
-                 "sensor": np.int16, "false": bool, "target": np.int16, "until": np.int32}
-        return {k: (np.concatenate(v) if v else np.empty(0, dtype=empty[k])) for k, v in self.cols.items()}
+        """The typed columns, in emission order."""
+        total = len(self)
+        out = {c: np.empty(total, dtype=DTYPES[c]) for c in COLUMNS}
+        cols = [out[c] for c in COLUMNS]
+        at = 0
+        for block in self.blocks:
+            n = block[0]
+            for a, v in zip(cols, block[1:]):
+                a[at:at + n] = v
+            at += n
+        return out
