@@ -10,6 +10,7 @@ which keeps results identical for any number of worker processes (the shard cut 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -24,8 +25,9 @@ class Households:
     def count(self) -> int:
         return len(self.group)
 
-    @property
+    @cached_property
     def size(self) -> np.ndarray:
+        """[H] members of each household (computed once: the household stages read it every day)."""
         return np.diff(self.start)
 
 
@@ -58,8 +60,9 @@ class Network:
     indptr: np.ndarray  # [n+1] int64
     indices: np.ndarray  # [E] int32: contacts of citizen i are indices[indptr[i]:indptr[i+1]]
 
-    @property
+    @cached_property
     def degree(self) -> np.ndarray:
+        """[n] contacts of each citizen (computed once)."""
         return np.diff(self.indptr)
 
     def mean_over_contacts(self, values: np.ndarray, empty: np.ndarray | float) -> np.ndarray:
