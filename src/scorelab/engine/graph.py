@@ -104,13 +104,15 @@ def build_network(rng: np.random.Generator, starts: np.ndarray, sizes: np.ndarra
         near = own & (u[1] < local)
         # nearby: a uniform offset in [-window, window] without 0, wrapped inside the group block
         off = rng.integers(1, window + 1, E) * np.where(u[2] < 0.5, -1, 1)
-        target = np.empty(E, dtype=np.int64)
-        target[near] = g_start[near] + (owner[near] - g_start[near] + off[near]) % g_size[near]
-        far_own = own & ~near
-        target[far_own] = g_start[far_own] + (u[2][far_own] * g_size[far_own]).astype(np.int64)
-        other = ~own
-        target[other] = (u[1][other] * n).astype(np.int64)
-        target = np.minimum(target, n - 1)
+        # each kind of target for every edge, then chosen per edge: whole-array operations instead of
+        # gathers through masks (the same values: each is elementwise)
+        target = owner - g_start
+        target += off
+        target %= g_size  # nearby, as an offset in the group block
+        target = np.where(near, target, (u[2] * g_size).astype(np.int64))  # else anywhere in the group
+        target += g_start
+        target = np.where(own, target, (u[1] * n).astype(np.int64))  # else anywhere in the shard
+        np.minimum(target, n - 1, out=target)
         selfloop = target == owner
         target[selfloop] = (owner[selfloop] + 1) % n
         indices[e0:e1] = target
