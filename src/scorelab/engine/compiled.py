@@ -81,13 +81,28 @@ _JIT = None
 
 def _jit():
     """The compiled day (compiled, or loaded from numba's cache, on first use in a process)."""
-    global _JIT, _sort_rows
+    global _JIT, _sort_rows, _put
     if _JIT is None:
         import numba
 
         _sort_rows = numba.njit(cache=True, nogil=True)(_sort_rows_py)
+        _put = numba.njit(cache=True, nogil=True, inline="always")(_put_py)
         _JIT = numba.njit(cache=True, nogil=True)(_day_py)
     return _JIT
+
+
+def _put_py(ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until, cit, kind, rule, pts, sen, false, tgt,
+            until):
+    """Row ``ne`` of the day's event columns; the next free row."""
+    e_cit[ne] = cit
+    e_kind[ne] = kind
+    e_rule[ne] = rule
+    e_pts[ne] = pts
+    e_sen[ne] = sen
+    e_false[ne] = false
+    e_tgt[ne] = tgt
+    e_until[ne] = until
+    return ne + 1
 
 
 def _sort_rows_py(a, b, cit, kind, rule, pts, sen, false, tgt, until):
@@ -106,6 +121,7 @@ def _sort_rows_py(a, b, cit, kind, rule, pts, sen, false, tgt, until):
 
 
 _sort_rows = _sort_rows_py
+_put = _put_py
 
 
 def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity, het, stamp,
@@ -291,15 +307,8 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
             score[cid] = score[cid] + pts
             cnt[o_grp[i]] += 1
             if keep > 0 and (cid + offset) % keep == 0:
-                e_cit[ne] = cid + offset
-                e_kind[ne] = 0
-                e_rule[ne] = b
-                e_pts[ne] = pts
-                e_sen[ne] = sensor_of[b]
-                e_false[ne] = false
-                e_tgt[ne] = -1
-                e_until[ne] = -1
-                ne += 1
+                ne = _put(ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until, cid + offset, 0, b,
+                         pts, sensor_of[b], false, -1, -1)
         for g in range(G):
             if pts > 0:
                 metrics[m_award, t, g] += cnt[g] * abs(pts)
@@ -333,28 +342,14 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
                 else:
                     metrics[listings_idx[k], t, o_grp[i]] += 1
                     if keep > 0 and (cid + offset) % keep == 0:
-                        e_cit[ne] = cid + offset
-                        e_kind[ne] = 1
-                        e_rule[ne] = b
-                        e_pts[ne] = 0
-                        e_sen[ne] = sensor_of[b]
-                        e_false[ne] = seg_false[q]
-                        e_tgt[ne] = k
-                        e_until[ne] = until
-                        ne += 1
+                        ne = _put(ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until, cid + offset, 1, b,
+                                 0, sensor_of[b], seg_false[q], k, until)
             if keep > 0:
                 for i in range(s0, s1):
                     cid = o_ids[i]
                     if longer[i] and (cid + offset) % keep == 0:
-                        e_cit[ne] = cid + offset
-                        e_kind[ne] = 2
-                        e_rule[ne] = b
-                        e_pts[ne] = 0
-                        e_sen[ne] = sensor_of[b]
-                        e_false[ne] = seg_false[q]
-                        e_tgt[ne] = k
-                        e_until[ne] = until
-                        ne += 1
+                        ne = _put(ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until, cid + offset, 2, b,
+                                 0, sensor_of[b], seg_false[q], k, until)
 
     # respond: specific deterrence from the next day
     for q in range(ns):
@@ -384,15 +379,8 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
             c = np.int64(score[cid])
             delta_g[tg[j]] += c - v
             if keep > 0 and (cid + offset) % keep == 0:
-                e_cit[ne] = cid + offset
-                e_kind[ne] = 0
-                e_rule[ne] = clip_rule
-                e_pts[ne] = c - v
-                e_sen[ne] = no_sensor
-                e_false[ne] = False
-                e_tgt[ne] = -1
-                e_until[ne] = -1
-                ne += 1
+                ne = _put(ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until, cid + offset, 0, clip_rule,
+                         c - v, no_sensor, False, -1, -1)
         new_score[j] = c
     for g in range(G):
         metrics[m_deduct, t, g] -= min(delta_g[g], 0)
@@ -445,15 +433,8 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
                             up = r_new[r, j] and not r_old[r, j]
                             down = r_old[r, j] and not r_new[r, j]
                             if (up if kind == 5 else down) and (cid + offset) % keep == 0:
-                                e_cit[ne] = cid + offset
-                                e_kind[ne] = kind
-                                e_rule[ne] = -1
-                                e_pts[ne] = 0
-                                e_sen[ne] = no_sensor
-                                e_false[ne] = False
-                                e_tgt[ne] = r
-                                e_until[ne] = -1
-                                ne += 1
+                                ne = _put(ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until,
+                                          cid + offset, kind, -1, 0, no_sensor, False, r, -1)
                         _sort_rows(phase, ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until)
         if K:
             for j in range(nt):
@@ -468,15 +449,8 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
                 now_on = t < listed[k, cid]
                 listed_n[k, tg[j]] += np.int64(now_on) - np.int64(was_on)
                 if keep > 0 and was_on and not now_on and (cid + offset) % keep == 0:
-                    e_cit[ne] = cid + offset
-                    e_kind[ne] = 4
-                    e_rule[ne] = -1
-                    e_pts[ne] = 0
-                    e_sen[ne] = no_sensor
-                    e_false[ne] = False
-                    e_tgt[ne] = k
-                    e_until[ne] = -1
-                    ne += 1
+                    ne = _put(ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until, cid + offset, 4, -1,
+                             0, no_sensor, False, k, -1)
             _sort_rows(phase, ne, e_cit, e_kind, e_rule, e_pts, e_sen, e_false, e_tgt, e_until)
 
     # record: the day's stocks
@@ -542,7 +516,7 @@ class CompiledDay:
                            S.severity if S.severity is not None else np.zeros(0, dtype=np.float32), het,
                            np.full(n, -1, dtype=np.int32))  # the day each citizen was last touched
         self.args_params = (
-            P.rate, P.pmax, thin, i64(P.deter_slot), P.deter_table if P.deter_table.size else np.ones((0, MAX_COUNT + 1)),
+            P.rate, P.pmax, thin, i64(P.deter_slot), P.deter_table,
             P.chill if P.chill is not None else np.ones((B, G)), chill_use, het_row,
             i64(gam_off), i64(gam_below), np.asarray(gam_factor, dtype=np.float64),
             i64(cur_off), i64(cur_xoff), np.asarray(cur_x, dtype=np.float64), np.asarray(cur_y, dtype=np.float64),
