@@ -11,10 +11,11 @@ event log row for row and the citizens table (tests/engine/test_compiled.py).
 What the compiled day saves is the interpreter: stages.py makes some hundreds of NumPy calls a day, each
 over a few thousand candidates; here a day is one call that walks the candidates once per stage.
 
-Numba compiles `_day` on first use (a few seconds) and caches the machine code on disk (``cache=True``:
-next to this file, or numba's user cache directory where the package is not writable), so only the first
-run after an install pays. `kernel_for` picks the path: ``SCORELAB_KERNEL`` = ``auto`` (the default:
-compiled where numba is installed, the scenario is covered and the shard is big enough to repay loading the
+Numba compiles `_day` on first use (14-25 s on a 2-core machine) and caches the machine code on disk
+(``cache=True``: next to this file, or numba's user cache directory where the package is not writable), so
+only the first run after an install (or an edit of this file) pays; a later process loads it in ~1 s.
+`choose` picks the path for a run: ``SCORELAB_KERNEL`` = ``auto`` (the default: compiled where numba is
+installed, the scenario is covered and the busiest process simulates enough agent-days to repay loading the
 compiled code), ``numpy`` (always the reference) or ``numba`` (compiled wherever covered).
 """
 
