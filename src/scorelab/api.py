@@ -234,6 +234,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
              workers: int | None, force: bool, progress, resumed: bool, backend: str = "numpy",
              client=None) -> Run:
     params = compile_params(sc)
+    compiled.requested_kernel()  # a bad SCORELAB_KERNEL is refused before anything is written
     jaxb = _jax_backend(backend, params)
     detail = plan_detail(params.population, ledger)
     workers = workers or default_workers()

@@ -127,3 +127,12 @@ def test_a_process_without_numba_runs_the_reference_with_the_same_bytes(monkeypa
 
     monkeypatch.setattr(compiled, "_jit", missing)  # a Dask worker installed without numba
     _assert_same(ref, simulate_shard(P, spec, kernel="numba"))
+
+
+def test_a_bad_kernel_name_leaves_nothing_behind(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SHARD_SIZE", 1000)  # several shards: a run that would write checkpoints
+    monkeypatch.setenv("SCORELAB_KERNEL", "fast")
+    with pytest.raises(ConfigError) as e:
+        scorelab.simulate(load_scenario("rr1", population=3000, days=5), out=tmp_path / "run", workers=1)
+    assert "SCORELAB_KERNEL" in str(e.value)
+    assert list(tmp_path.iterdir()) == []
