@@ -488,7 +488,7 @@ class CompiledDay:
         self.listed = np.stack(S.listed) if L else np.empty((0, max(n, 1)), dtype=P.day_dtype)
         S.listed = [self.listed[k] for k in range(L)]
         self.S = S
-        chill_use = np.array([P.chill is not None and bool((P.chill[b] < 1).any()) for b in range(B)], dtype=bool)
+        chill_use = np.array([P.chills(b) for b in range(B)], dtype=bool)
         het_rows = sorted(S.het)
         het_row = np.full(B, -1, dtype=np.int64)
         for i, b in enumerate(het_rows):
@@ -508,9 +508,7 @@ class CompiledDay:
             cur_off.append(len(cur_xoff) - 1)
         thin = np.array([P.deter_slot[b] >= 0 or bool(P.gaming[b]) or bool(P.curves[b]) or chill_use[b]
                          or het_row[b] >= 0 for b in range(B)], dtype=bool)
-        det = P.detect
-        det_mode = np.array([1 if ((det[b] > 0) & (det[b] < 1)).any() else (2 if not (det[b] > 0).all() else 0)
-                             for b in range(B)], dtype=np.int64)
+        det_mode = np.array([P.detection_kind(b) for b in range(B)], dtype=np.int64)
         R, K = len(P.restriction_names), len(P.grade_names)
         i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
         self.args_state = (S.score, self.listed, S.deter, S.misconduct,

@@ -104,6 +104,18 @@ class Params:
     def n_behaviours(self) -> int:
         return len(self.behaviours)
 
+    def chills(self, b: int) -> bool:
+        """Whether general deterrence lowers behaviour ``b`` in some group (a multiplier below 1)."""
+        return self.chill is not None and bool((self.chill[b] < 1).any())
+
+    def detection_kind(self, b: int) -> int:
+        """How behaviour ``b``'s sensor decides what it sees: 1 a draw per event (some coverage strictly
+        between 0 and 1), 2 by group alone (coverage 0 in some group, 1 in the rest), 0 everything."""
+        det = self.detect[b]
+        if ((det > 0) & (det < 1)).any():
+            return 1
+        return 2 if not (det > 0).all() else 0
+
     def grade_of(self, score: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.grade_cuts, score, side="right").astype(np.int8)
 

@@ -56,7 +56,7 @@ def behave(S: ShardState, D: Day) -> None:
     P, t, G = S.P, D.t, S.G
     for b in range(P.n_behaviours):
         ids, grp, (u_acc, u_obs) = S.candidates[b].day(t)
-        chill = P.chill is not None and (P.chill[b] < 1).any()
+        chill = P.chills(b)
         het = S.het.get(b)
         plug = S.propensity.get(b)
         if (P.deter_slot[b] >= 0 or P.gaming[b] or P.curves[b] or chill or het is not None or plug) and len(ids):
@@ -104,10 +104,10 @@ def observe(S: ShardState, D: Day) -> None:
                 det_i[on] = np.minimum(1.0, det_i[on] * factor)
             seen = u_obs < det_i
             ids, grp = ids[seen], grp[seen]
-        elif ((det > 0) & (det < 1)).any():
+        elif P.detection_kind(b) == 1:
             seen = u_obs < det[grp]
             ids, grp = ids[seen], grp[seen]
-        elif not (det > 0).all():
+        elif P.detection_kind(b) == 2:
             seen = det[grp] > 0
             ids, grp = ids[seen], grp[seen]
         S.metrics[f"observed_{P.behaviours[b]}"][t] += np.bincount(grp, minlength=G)
