@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mesa-population", type=int, default=20_000,
                     help="Mesa citizens (default 20,000; 0 skips Mesa)")
     ap.add_argument("--mesa-days", type=int, default=DEFAULT_T, help="Mesa days (default 365)")
-    ap.add_argument("--kernel", action="append", choices=("auto", "numpy", "numba"),
+    ap.add_argument("--kernel", action="append", choices=("auto", "numpy", "numba", "walk"),
                     help="SCORELAB_KERNEL for scorelab's runs; repeat to time kernels side by side (default auto: "
                          "compiled where it pays, engine/compiled.py)")
     ap.add_argument("--repeat", type=int, default=1, help="time each scorelab size this many times; the best counts")

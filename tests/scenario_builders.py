@@ -61,3 +61,42 @@ def ledger_holds(r):
     start = c.start_score.to_numpy() if "start_score" in c else r.manifest["scenario"]["policy"]["start_score"]
     total = led.groupby("citizen").points.sum().reindex(c.citizen, fill_value=0).to_numpy()
     return bool((start + total == c.score.to_numpy()).all())
+
+
+def rich_core(population=20000, days=120):
+    """Every feature the compiled day and the walk cover (no plugins, no targeting), at once: per-citizen
+    heterogeneity, severity, chilling, deterrence in steps, gaming, a score curve, drawn start scores, a clipped range, grades, two
+    blacklists (one that expires within the run), two restrictions, a false-attribution source and
+    sensors of the three detection kinds (all, some, none in a group)."""
+    return make(
+        scenario={"population": population, "days": days},
+        groups=[{"name": "urban", "share": 0.6, "start": {"kind": "normal", "mean": 980, "sd": 40, "low": 800, "high": 1100}},
+                {"name": "rural", "share": 0.4}],
+        behaviours=[
+            {"name": "littering", "rate": 0.01, "heterogeneity": 0.8, "heterogeneity_cap": 10.0, "severity": 2.0},
+            {"name": "traffic_violation", "rate": {"urban": 0.006, "rural": 0.003}},
+            {"name": "volunteering", "rate": 0.01, "misconduct": False},
+            {"name": "criticism", "rate": 0.004, "speech": True, "misconduct": False},
+            {"name": "loan_default", "rate": 0.0005},
+            {"name": "donation", "rate": 0.002, "misconduct": False},
+        ],
+        sensors=[{"name": "court", "coverage": 1.0},
+                 {"name": "camera", "coverage": {"urban": 0.8, "rural": 0.3},
+                  "false_attribution": {"behaviour": "traffic_violation", "rate": {"urban": 0.0005, "rural": 0.001}}},
+                 {"name": "patrol", "coverage": {"urban": 1.0, "rural": 0.0}},
+                 {"name": "informant", "coverage": 0.5}],
+        policy={"score_min": 700, "score_max": 1100,
+                "rules": [{"behaviour": "littering", "sensor": "patrol", "points": -30},
+                          {"behaviour": "traffic_violation", "sensor": "camera", "points": -25},
+                          {"behaviour": "volunteering", "sensor": "informant", "points": 15},
+                          {"behaviour": "criticism", "sensor": "informant", "points": -40},
+                          {"behaviour": "loan_default", "sensor": "court", "points": -120},
+                          {"behaviour": "donation", "sensor": "court", "points": 20}],
+                "blacklists": [{"name": "court_list", "trigger": "loan_default", "duration_days": 90},
+                               {"name": "litter_list", "trigger": "littering", "duration_days": 20}],
+                "restrictions": [{"name": "travel", "grades": ["C", "D"], "blacklists": ["court_list"]},
+                                 {"name": "service", "blacklists": ["litter_list"]}]},
+        response={"deterrence": {"factor": 0.8, "points_unit": 20},
+                  "gaming": [{"behaviour": "donation", "below_score": 1000, "factor": 3.0}],
+                  "score_curves": [{"behaviour": "volunteering", "points": [[800, 2.0], [1000, 1.0], [1100, 0.5]]}],
+                  "chilling": [{"behaviour": "criticism", "elasticity": 1.0}]})

@@ -1,10 +1,13 @@
 """Statistical tests of the kernel against the RR-1 text (shared/reference/rr1.md).
 
-Each test names its seed and its tolerance. Tolerances are in standard deviations of the count under
+Every test runs twice: through the reference kernel (``auto``: stages.py or its compiled day, the same
+bytes) and through the per-citizen walk (engine/walk.py), which implements the same text on other random
+streams. Each test names its seed and its tolerance. Tolerances are in standard deviations of the count under
 the stated model (binomial/Poisson), so a correct kernel fails a test with probability well under 1e-4.
 """
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -15,15 +18,31 @@ from conftest import variant
 SIGMAS = 5.0
 
 
+@pytest.fixture(scope="module", params=["auto", "walk"], autouse=True)
+def kernel(request):
+    """SCORELAB_KERNEL for every run of the module's tests (module-scoped: the shared run is redone per kernel)."""
+    if request.param == "walk":
+        pytest.importorskip("numba")
+    before = os.environ.get("SCORELAB_KERNEL")
+    os.environ["SCORELAB_KERNEL"] = request.param
+    yield request.param
+    if before is None:
+        os.environ.pop("SCORELAB_KERNEL", None)
+    else:
+        os.environ["SCORELAB_KERNEL"] = before
+
+
 def within(observed: float, expected: float, var: float, sigmas: float = SIGMAS) -> bool:
     return abs(observed - expected) <= sigmas * math.sqrt(max(var, 1.0))
 
 
 @pytest.fixture(scope="module")
-def static_run(rr1_dict, tmp_path_factory):
+def static_run(rr1_dict, tmp_path_factory, kernel):
     """RR-1 with the behavioural response switched off: every rate is exactly p and p x detection."""
     sc = variant(rr1_dict, population=200_000, days=20, response={"deterrence": {"factor": 1.0}, "gaming": []})
-    return scorelab.simulate(sc, seed=11, out=tmp_path_factory.mktemp("s") / "run")
+    run = scorelab.simulate(sc, seed=11, out=tmp_path_factory.mktemp("s") / "run")
+    assert run.manifest["kernel"]["name"] == ("walk" if kernel == "walk" else "numpy")
+    return run
 
 
 RATES = {  # behaviour: ({group: p}, {group: detection})

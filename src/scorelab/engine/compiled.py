@@ -32,7 +32,7 @@ from .state import ShardState
 # Loading numba and the cached day costs each process ~1 s; the compiled day saves ~3.7 ns per agent-day
 # (RR-1, 10 M x 365, measured side by side), so "auto" compiles from ~2.6 e8 agent-days per process on.
 AUTO_MIN_AGENT_DAYS = 260_000_000
-KERNELS = ("auto", "numpy", "numba")
+KERNELS = ("auto", "numpy", "numba", "walk")
 STAMP_BYTES = 4  # per citizen: the day each was last touched (int32), the compiled day's one addition to the state
 
 
@@ -71,6 +71,8 @@ def choose(P: Params, agent_days_per_process: float) -> tuple[str, str]:
         return "numpy", why
     if not numba_available():
         return "numpy", "numba is not installed"
+    if want == "walk":
+        return "walk", "SCORELAB_KERNEL=walk: the per-citizen walk (engine/walk.py; its own random streams)"
     if want == "auto" and agent_days_per_process < AUTO_MIN_AGENT_DAYS:
         return "numpy", (f"{agent_days_per_process:.2g} agent-days per process: loading compiled code (~1 s) "
                          f"would cost more than it saves below {AUTO_MIN_AGENT_DAYS:.2g}")
@@ -82,12 +84,13 @@ _JIT = None
 
 def _jit():
     """The compiled day (compiled, or loaded from numba's cache, on first use in a process)."""
-    global _JIT, _sort_rows, _put
+    global _JIT, _sort_rows, _put, _clamp
     if _JIT is None:
         import numba
 
         _sort_rows = numba.njit(cache=True, nogil=True)(_sort_rows_py)
         _put = numba.njit(cache=True, nogil=True, inline="always")(_put_py)
+        _clamp = numba.njit(cache=True, nogil=True, inline="always")(_clamp_py)
         _JIT = numba.njit(cache=True, nogil=True)(_day_py)
     return _JIT
 
@@ -122,7 +125,17 @@ def _sort_rows_py(a, b, cit, kind, rule, pts, sen, false, tgt, until):
 
 
 _sort_rows = _sort_rows_py
+def _clamp_py(v, has_min, score_min, has_max, score_max):
+    """A score brought into [score_min, score_max] (each bound only where the policy has it)."""
+    if has_min and v < score_min:
+        return score_min
+    if has_max and v > score_max:
+        return score_max
+    return v
+
+
 _put = _put_py
+_clamp = _clamp_py
 
 
 def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity, het, stamp,
@@ -370,11 +383,7 @@ def _day_py(t, keep, offset, bounds, score, listed, deter, misconduct, severity,
     for j in range(nt):
         cid = touched[j]
         v = np.int64(score[cid])
-        c = v
-        if has_min and c < score_min:
-            c = score_min
-        if has_max and c > score_max:
-            c = score_max
+        c = _clamp(v, has_min, score_min, has_max, score_max)
         if c != v:
             score[cid] = c
             c = np.int64(score[cid])
@@ -477,7 +486,7 @@ class CompiledDay:
     compiled day and NumPy code (snapshots, the citizens table) see the same memory.
     """
 
-    def __init__(self, S: ShardState):
+    def __init__(self, S: ShardState, compile_day: bool = True):
         P = S.P
         B, G, n = P.n_behaviours, S.G, S.n
         names = list(S.metrics)
@@ -539,7 +548,7 @@ class CompiledDay:
                                 i64([at[f"restricted_{r}"] if R > 1 else -1 for r in P.restriction_names]))
         self.bounds = i64(S.bounds)
         self.triggers = [(int(P.bl_trigger[k]), int(P.bl_duration[k])) for k in range(L)]
-        self.fn = _jit()
+        self.fn = _jit() if compile_day else None  # the per-citizen walk (walk.py) reads only the tables
 
     def candidates(self, t: int):
         """Today's candidates of every behaviour and every false source, concatenated (sampling.Batches)."""

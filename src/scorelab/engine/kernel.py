@@ -203,7 +203,8 @@ def attach_plugins(S: ShardState) -> None:
 def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None,
                    kernel: str = "numpy") -> ShardResult:
     """One shard through every day; ``kernel`` "numba" runs the day's stages compiled (compiled.py, the
-    scenarios it covers; the same bytes), "numpy" through stages.py."""
+    scenarios it covers; the same bytes), "walk" each citizen's run in one compiled pass (walk.py: the same
+    model on its own random streams, so the same figures statistically), "numpy" through stages.py."""
     S = new_state(params, spec)
     attach_plugins(S)
     compiled_ran = False
@@ -211,6 +212,11 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
         from .compiled import run_days
 
         compiled_ran = run_days(S, progress)  # False where numba is missing here (a Dask worker without it)
+    if kernel == "walk":  # each citizen's run in one pass (walk.py): the same model, its own random streams
+        from .walk import run_walk
+
+        run_walk(S, progress)
+        compiled_ran = True
     if not compiled_ran:
         for t in range(params.days):
             D = Day(t)
