@@ -252,15 +252,18 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
     if jaxb and (why := jaxb.check_detail(specs)):
         raise ConfigError("--ledger", None, f"jax: {why}")
     checkpoints = len(specs) > 1  # a single shard has nothing to resume from
-    if checkpoints and not resumed:
-        save_plan(stage, plan)
     done = finished_shards(stage) if resumed else {}
     if resumed:
         check_shards(stage, done, len(specs))
     todo = [s for s in specs if s.index not in done]
     processes = cluster.slots(client) if client is not None else workers
+    # a resumed run keeps the random streams its checkpointed shards were drawn from (plan "streams")
     kernel, kernel_why = ("numpy", "the JAX backend") if jaxb else compiled.choose(
-        params, params.days * max((s.size for s in todo), default=0) * math.ceil(len(todo) / max(1, processes)))
+        params, params.days * max((s.size for s in todo), default=0) * math.ceil(len(todo) / max(1, processes)),
+        streams=plan.get("streams", "reference") if resumed else None)
+    plan["streams"] = "walk" if kernel == "walk" else "reference"
+    if checkpoints and not resumed:
+        save_plan(stage, plan)
     t0 = time.perf_counter()
     fresh = run_shards(params, specs, workers=workers, progress=progress, skip=set(done), backend=backend,
                        done=(lambda r: save_shard(stage, r)) if checkpoints else None, client=client,

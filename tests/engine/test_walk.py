@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import scorelab
+from scorelab import api
 from scorelab.config.loader import load_scenario
 from scorelab.engine import compiled, runner
 from scorelab.engine.kernel import ShardSpec, simulate_shard
@@ -178,3 +179,30 @@ def test_sources_that_always_or_never_have_a_candidate(monkeypatch):
     assert abs(rare - n * 0.01) <= SIGMAS * math.sqrt(n * 0.01)
     np.testing.assert_array_equal(r.citizens["score"], 1000 + 50 - np.bincount(
         r.ledger["citizen"][r.ledger["rule"] == 2], minlength=3000))
+
+
+@pytest.mark.parametrize("started, resumed_with", [("walk", "auto"), ("auto", "walk")])
+def test_a_resumed_run_keeps_the_streams_it_started_with(tmp_path, monkeypatch, started, resumed_with):
+    """Shards drawn from the walk's streams and from the reference's never mix in one run: a resumed run
+    goes on with the kernel family its checkpoints came from, whatever SCORELAB_KERNEL says now."""
+    monkeypatch.setattr(runner, "SHARD_SIZE", 5000)  # four shards
+    sc = load_scenario("rr1", population=20000, days=60)
+    monkeypatch.setenv("SCORELAB_KERNEL", started)
+    scorelab.simulate(sc, seed=2, out=tmp_path / "whole", workers=1)
+    real = runner.simulate_shard
+
+    def killed_at_shard_2(params, spec, progress=None, kernel="numpy"):
+        if spec.index == 2:
+            raise KeyboardInterrupt
+        return real(params, spec, progress, kernel)
+
+    monkeypatch.setattr(runner, "simulate_shard", killed_at_shard_2)
+    with pytest.raises(KeyboardInterrupt):
+        scorelab.simulate(sc, seed=2, out=tmp_path / "cut", workers=1)
+    monkeypatch.setattr(runner, "simulate_shard", real)
+    monkeypatch.setenv("SCORELAB_KERNEL", resumed_with)
+    done = api.resume(tmp_path / "cut", workers=1)
+    assert done.manifest["resumed_shards"] == 2
+    assert (done.manifest["kernel"]["name"] == "walk") == (started == "walk")
+    for t in ("metrics.parquet", "events.parquet", "citizens.parquet"):
+        assert (tmp_path / "cut" / t).read_bytes() == (tmp_path / "whole" / t).read_bytes(), t

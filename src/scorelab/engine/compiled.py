@@ -61,10 +61,21 @@ def requested_kernel() -> str:
     return value
 
 
-def choose(P: Params, agent_days_per_process: float) -> tuple[str, str]:
-    """("numba" or "numpy", why): the path a run's shards take (both give the same bytes), for a run whose
-    busiest process simulates ``agent_days_per_process``."""
+def choose(P: Params, agent_days_per_process: float, streams: str | None = None) -> tuple[str, str]:
+    """("numba", "numpy" or "walk", why): the path a run's shards take, for a run whose busiest process
+    simulates ``agent_days_per_process``. numba and numpy give the same bytes; the walk (walk.py) draws
+    from its own streams. ``streams`` ("walk" or "reference"), for a resumed run: the streams its
+    checkpointed shards came from, which the rest of the run must keep whatever SCORELAB_KERNEL says."""
     want = requested_kernel()
+    if streams == "walk":
+        if not numba_available():
+            from ..config.loader import ConfigError
+
+            raise ConfigError("SCORELAB_KERNEL", None, "this run was started with the walk kernel, which needs "
+                                                       "numba; install numba to resume it")
+        return "walk", "resumed with the walk, the kernel its checkpointed shards came from"
+    if streams == "reference" and want == "walk":
+        want = "auto"  # its checkpointed shards came from the reference's streams
     if want == "numpy":
         return "numpy", "SCORELAB_KERNEL=numpy"
     if (why := unsupported(P)) is not None:
