@@ -138,3 +138,17 @@ def test_union_of_friends_and_coworkers_keeps_every_contact():
     for i in (0, 17, 999):
         got = u.indices[u.indptr[i]:u.indptr[i + 1]].tolist()
         assert got == a.indices[a.indptr[i]:a.indptr[i + 1]].tolist() + b.indices[b.indptr[i]:b.indptr[i + 1]].tolist()
+
+
+def test_mean_over_contacts_against_a_loop():
+    """Citizens without contacts get `empty` wherever they are: first, in the middle, last, or all of them."""
+    from scorelab.engine.graph import Network
+
+    values = np.array([3.0, -1.0, 7.5, 2.0, 10.0, 4.0])
+    for degrees in ([0, 2, 0, 1, 3, 0], [2, 1, 0, 0, 1, 1], [1, 1, 1, 1, 1, 1], [0] * 6, [0, 0, 0, 0, 0, 4]):
+        indptr = np.concatenate([[0], np.cumsum(degrees)]).astype(np.int64)
+        indices = (np.arange(indptr[-1]) * 5 + 1) % 6
+        net = Network(indptr, indices.astype(np.int32))
+        got = net.mean_over_contacts(values, empty=-9.0)
+        want = [values[indices[a:b]].mean() if b > a else -9.0 for a, b in zip(indptr[:-1], indptr[1:])]
+        np.testing.assert_array_equal(got, want, err_msg=str(degrees))

@@ -70,8 +70,13 @@ class Network:
         deg = self.degree
         if len(deg) == 0:
             return np.empty(0)
-        v = np.append(values[self.indices].astype(np.float64), 0.0)  # padded: reduceat needs a valid index
-        total = np.add.reduceat(v, self.indptr[:-1])
+        v = values[self.indices].astype(np.float64, copy=False)
+        total = np.zeros(len(deg))
+        # reduceat needs valid indices: only the citizens whose contacts start inside the edge array (the
+        # rest, trailing citizens without contacts, keep `empty`), so the edge values are never copied
+        m = int(np.searchsorted(self.indptr[:-1], len(v), side="left"))
+        if m:
+            total[:m] = np.add.reduceat(v, self.indptr[:m])
         return np.where(deg > 0, total / np.maximum(deg, 1), empty)
 
 
