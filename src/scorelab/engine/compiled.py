@@ -79,7 +79,7 @@ def choose(P: Params, agent_days_per_process: float, streams: str | None = None)
     if want == "numpy":
         return "numpy", "SCORELAB_KERNEL=numpy"
     if (why := unsupported(P)) is not None:
-        return "numpy", why
+        return "numpy", (f"SCORELAB_KERNEL=walk does not cover this scenario: {why}" if want == "walk" else why)
     if not numba_available():
         return "numpy", "numba is not installed"
     if want == "walk":
@@ -533,7 +533,7 @@ class CompiledDay:
         i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
         self.args_state = (S.score, self.listed, S.deter, S.misconduct,
                            S.severity if S.severity is not None else np.zeros(0, dtype=np.float32), het,
-                           np.full(n, -1, dtype=np.int32))  # the day each citizen was last touched
+                           np.full(n if compile_day else 0, -1, dtype=np.int32))  # the day each was last touched
         self.args_params = (
             P.rate, P.pmax, thin, i64(P.deter_slot), P.deter_table,
             P.chill if P.chill is not None else np.ones((B, G)), chill_use, het_row,
