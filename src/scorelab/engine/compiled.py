@@ -135,7 +135,6 @@ def _sort_rows_py(a, b, cit, kind, rule, pts, sen, false, tgt, until):
     until[a:b] = until[order]
 
 
-_sort_rows = _sort_rows_py
 def _clamp_py(v, has_min, score_min, has_max, score_max):
     """A score brought into [score_min, score_max] (each bound only where the policy has it)."""
     if has_min and v < score_min:
@@ -145,6 +144,7 @@ def _clamp_py(v, has_min, score_min, has_max, score_max):
     return v
 
 
+_sort_rows = _sort_rows_py
 _put = _put_py
 _clamp = _clamp_py
 

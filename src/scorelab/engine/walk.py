@@ -418,7 +418,7 @@ def candidate_tables(P) -> tuple[np.ndarray, ...]:
 def run_walk(S: ShardState, progress: Callable[[int], None] | None = None) -> None:
     """Every citizen of the shard through every day (the scenarios compiled.unsupported accepts)."""
     from .compiled import CompiledDay
-    from .stages import HIST_BINS, HIST_WIDTH, histogram
+    from .stages import HIST_WIDTH, histogram
 
     try:
         fn = _jit()
@@ -451,8 +451,8 @@ def run_walk(S: ShardState, progress: Callable[[int], None] | None = None) -> No
         size = b - a
         while a < b:
             a, ne = fn(T, key, S.offset, S.keep, a, b, g, score, listed, deter, misconduct, severity, het,
-                       pmax, src_p, any_p, any_lg, first_cum, more, rate, thin, deter_slot, deter_table, chill, use_chill,
-             het_row,
+                       pmax, src_p, any_p, any_lg, first_cum, more, rate, thin, deter_slot, deter_table, chill,
+                       use_chill, het_row,
                        gam_off, gam_below, gam_factor, cur_off, cur_xoff, cur_x, cur_y,
                        speech, misc, sev_w, has_sev, scored, detect, det_mode, points, sensor_of, no_sensor,
                        clip_rule, f_beh, bl_trigger, bl_duration, deter_step, has_min, score_min,
@@ -485,7 +485,6 @@ def run_walk(S: ShardState, progress: Callable[[int], None] | None = None) -> No
     for k, m in enumerate(listed_idx):
         S.listed_n[k] = settle(m, np.zeros(G, dtype=np.int64))
     S.hist[:] = hist0[None] + np.cumsum(hist_diff, axis=0)
-    assert S.hist.shape[2] == HIST_BINS
 
     rows = ev[:ne]
     if ne:
