@@ -5,6 +5,7 @@ what is allowed, and exit status 2 — never a traceback, never a half-written r
 """
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +59,7 @@ def print_summary(run) -> None:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help="preset name (see `scorelab presets`) or scenario TOML file"),
     population: Optional[int] = typer.Option(None, "--population", "-n", help="number of citizens"),
     days: Optional[int] = typer.Option(None, "--days", "-t", help="days to simulate"),
@@ -72,6 +74,9 @@ def run(
     backend: str = typer.Option("numpy", "--backend", help="numpy (sparse, CPU) or jax (dense, GPU; needs scorelab\\[gpu]; see docs/gpu.md)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="run the shards on this Dask cluster, e.g. tcp://host:8786 "
                                             "(same bytes as a local run; needs scorelab\\[sweep]; see docs/performance.md)"),
+    kernel: Optional[str] = typer.Option(None, "--kernel", help="auto (default), numpy, numba (the same bytes) or walk (the "
+                                         "per-citizen walk: the same model on other random streams); sets SCORELAB_KERNEL; "
+                                         "see docs/performance.md"),
 ) -> None:
     """Simulate a scenario and write its run directory (default: the Rongcheng pilot, 670,000 citizens for a year; RR-1 by name)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -84,9 +89,18 @@ def run(
     if seed is not None and seed < 0:
         fail(f"--seed: {seed} is not allowed; give a whole number of at least 0")
     detail = _ledger_option(ledger)
+    if kernel is not None:
+        from .engine.compiled import KERNELS
+
+        if kernel.strip().lower() not in KERNELS:
+            fail(f"--kernel: {kernel!r} is not allowed; give one of {', '.join(KERNELS)}")
+        before = os.environ.get("SCORELAB_KERNEL")
+        os.environ["SCORELAB_KERNEL"] = kernel.strip().lower()  # read by the run (and inherited by its workers)
+        ctx.call_on_close(lambda: os.environ.pop("SCORELAB_KERNEL", None) if before is None
+                          else os.environ.__setitem__("SCORELAB_KERNEL", before))  # for callers in this process
     if resume is not None:
         if any(v is not None for v in (population, days, seed, out)) or scenario != DEFAULT_SCENARIO or force:
-            fail("--resume: give only the run directory (and --workers, --scheduler, --quiet, --no-report); "
+            fail("--resume: give only the run directory (and --workers, --scheduler, --kernel, --quiet, --no-report); "
                  "the scenario, size, seed and detail come from its checkpoint")
         try:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -10,7 +10,9 @@ Tolerances are fixed-seed and wide (standard deviations of Poisson or binomial c
 not flake: each seed gives the same numbers on every run.
 """
 
+import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -206,3 +208,21 @@ def test_a_resumed_run_keeps_the_streams_it_started_with(tmp_path, monkeypatch, 
     assert (done.manifest["kernel"]["name"] == "walk") == (started == "walk")
     for t in ("metrics.parquet", "events.parquet", "citizens.parquet"):
         assert (tmp_path / "cut" / t).read_bytes() == (tmp_path / "whole" / t).read_bytes(), t
+
+
+def test_the_kernel_option_of_scorelab_run(tmp_path, monkeypatch):
+    """`scorelab run --kernel walk` runs the walk and leaves the environment as it found it; a bad name is
+    refused with exit status 2 before anything is written."""
+    from typer.testing import CliRunner
+
+    from scorelab.cli import app
+
+    monkeypatch.delenv("SCORELAB_KERNEL", raising=False)
+    r = CliRunner().invoke(app, ["run", "rr1", "-n", "3000", "-t", "10", "--kernel", "walk", "--quiet", "--no-report",
+                                 "--out", str(tmp_path / "w")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "w" / "run.json").read_text())["kernel"]["name"] == "walk"
+    assert "SCORELAB_KERNEL" not in os.environ
+    r = CliRunner().invoke(app, ["run", "rr1", "-n", "3000", "--kernel", "fast", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--kernel" in r.output and "auto, numpy, numba, walk" in r.output
+    assert not (tmp_path / "x").exists()
