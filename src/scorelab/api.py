@@ -30,7 +30,6 @@ from .store import (
     check_writable,
     commit_dir,
     distribution_table,
-    event_arrays,
     events_table,
     metrics_table,
     staging_dir,
@@ -277,14 +276,12 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
     try:
         sizes, merged = merge_metrics(params, results)
         metrics = metrics_table(params, sizes, merged)
-        raw = event_arrays(results)
-        led = events_table(params, raw)
+        led = events_table(params, results)  # each shard's columns were built in its worker (engine/tables.py)
         # Parquet encoding releases the GIL: the two large tables are written in threads while the next is built
         with ThreadPoolExecutor(max_workers=2) as pool:
             writing = [pool.submit(write_parquet, led, tmp / "events.parquet"),
                        pool.submit(write_parquet, metrics, tmp / "metrics.parquet")]
-            cit = citizens_table(params, results, raw)
-            del raw
+            cit = citizens_table(params, results)
             writing += [pool.submit(write_parquet, cit, tmp / "citizens.parquet"),
                         pool.submit(write_parquet, distribution_table(params, results), tmp / "distribution.parquet")]
             for w in writing:

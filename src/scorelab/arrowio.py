@@ -41,7 +41,7 @@ def strings(names: list[str]) -> pa.Array:
 
 def dictionary(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
     """A category column: int32 codes into ``names``."""
-    return pa.DictionaryArray.from_arrays(array(np.asarray(codes).astype(np.int32)), strings(list(names)))
+    return pa.DictionaryArray.from_arrays(array(np.asarray(codes).astype(np.int32, copy=False)), strings(list(names)))
 
 
 def to_numpy(a: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import arrowio as aio
+from .engine import tables
 from .engine.kernel import HIST_WIDTH, ShardResult, hist_lo
 
-from .engine.events import COLUMNS as EVENT_COLUMNS, KIND, KINDS
 from .engine.outputs import declared
-from .engine.params import NO_SENSOR, Params
+from .engine.params import Params
 
 TABLES = ("metrics", "citizens", "events", "distribution")
 HEADLINE = ["mean_score", "restricted_share", "penalties", "wrongful_penalties", "criticism"]
@@ -93,63 +93,54 @@ def distribution_table(params: Params, results: list[ShardResult]) -> pa.Table:
 
 
 def rule_names(params: Params) -> list[str]:
-    """Names of the event log's rule codes: behaviours, the score range, the mechanisms' and plugins' rules,
-    then initial_listing and none (codes -2 and -1)."""
-    return params.rule_names + ["initial_listing", "none"]
+    """Names of the event log's rule codes (engine/tables.py)."""
+    return tables.rule_names(params)
 
 
 def target_names(params: Params) -> tuple[list[str], dict[str, int]]:
-    """Distinct names of what an event acts on (blacklists, restrictions, the mechanisms' targets such as
-    privileges and red lists), and the offset of each kind's codes in the raw ``target`` column's namespace."""
-    L, R = len(params.bl_names), len(params.restriction_names)
-    names = list(params.bl_names) + list(params.restriction_names) + params.plugin_targets
-    return list(dict.fromkeys(names + ["none"])), {"list": 0, "restriction": L, "plugin": L + R}
+    """Names of what an event acts on, and each kind's offset in the raw ``target`` namespace (engine/tables.py)."""
+    return tables.target_names(params)
 
 
-_TARGET_KIND = {"list_start": "list", "list_extend": "list", "list_remove": "list", "list_expire": "list",
-                "restrict_on": "restriction", "restrict_off": "restriction", "reach_on": "restriction",
-                "reach_off": "restriction", "blocked": "restriction", "privilege_on": "plugin",
-                "privilege_off": "plugin", "enter": "plugin", "renew": "plugin", "leave": "plugin"}
+def _prepared(params: Params, results: list[ShardResult]) -> list[ShardResult]:
+    """The shards with per-citizen detail, their columns built (in the worker that ran each; here for a
+    result that was not: the JAX backend's, an earlier version's checkpoint)."""
+    return [tables.prepare(params, r) for r in results if r.citizens]
 
 
-def event_arrays(results: list[ShardResult]) -> dict[str, np.ndarray]:
-    """The kept citizens' raw event log (engine/events.py columns), in shard and emission order."""
-    parts = [r.ledger for r in results if r.ledger]
-    return {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dtype=np.int64) for k in EVENT_COLUMNS}
+def _chunked(parts: list[np.ndarray], dtype) -> pa.ChunkedArray:
+    return pa.chunked_array([aio.array(p) for p in parts] or [aio.array(np.empty(0, dtype=dtype))])
 
 
-def events_table(params: Params, results: list[ShardResult] | dict[str, np.ndarray]) -> pa.Table:
-    """The one event log of the kept citizens (engine/events.py), in shard and emission order."""
-    cat = results if isinstance(results, dict) else event_arrays(results)
-    rules = rule_names(params)
-    rule = cat["rule"].astype(np.int64)
-    rule = np.where(rule < 0, len(rules) + rule, rule)  # -1 none, -2 initial_listing
-    sen_names = list(params.sensors) + [NO_SENSOR]
-    tnames, offset = target_names(params)
-    raw = list(params.bl_names) + list(params.restriction_names) + params.plugin_targets
-    to_name = np.array([tnames.index(x) for x in raw] + [tnames.index("none")], dtype=np.int64)
-    kind = cat["kind"].astype(np.int64)
-    base = np.zeros(len(KINDS), dtype=np.int64)
-    has_target = np.zeros(len(KINDS), dtype=bool)
-    for name, what in _TARGET_KIND.items():
-        base[KIND[name]] = offset[what]
-        has_target[KIND[name]] = True
-    tgt = cat["target"].astype(np.int64)
-    ok = has_target[kind] & (tgt >= 0)
-    tcode = to_name[np.where(ok, base[kind] + tgt, len(raw))]
-    pts = cat["points"].astype(np.int64)
-    wide = len(pts) and (pts.max() > np.iinfo(np.int32).max or pts.min() < np.iinfo(np.int32).min)
-    return aio.table({
-        "day": aio.array(cat["day"].astype(np.int32)),
-        "citizen": aio.array(cat["citizen"].astype(np.int64)),
-        "kind": _dict_col(kind, list(KINDS)),
-        "rule": _dict_col(rule, rules),
-        "points": aio.array(pts if wide else pts.astype(np.int32)),
-        "sensor": _dict_col(cat["sensor"].astype(np.int64), sen_names),
-        "false_attribution": aio.array(cat["false"].astype(bool)),
-        "target": _dict_col(tcode, tnames),
-        "until": aio.array(cat["until"].astype(np.int32)),
-    })
+def _chunked_dict(parts: list[np.ndarray], names: list[str]) -> pa.ChunkedArray:
+    values = aio.strings(list(names))
+    return pa.chunked_array([pa.DictionaryArray.from_arrays(aio.array(p.astype(np.int32, copy=False)), values)
+                             for p in parts or [np.empty(0, dtype=np.int32)]])
+
+
+def events_table(params: Params, results: list[ShardResult]) -> pa.Table:
+    """The one event log of the kept citizens (engine/events.py), in shard and emission order: each shard's
+    columns (engine/tables.py) one chunk, so nothing is concatenated here (the same Parquet bytes)."""
+    parts = [r.ledger for r in _prepared(params, results)]
+    names = tables.event_names(params)
+    if any(p["points"].dtype == np.int64 for p in parts):  # one shard's points did not fit in int32
+        parts = [{**p, "points": p["points"].astype(np.int64, copy=False)} for p in parts]
+    empty = tables.event_columns(params, tables.empty_raw())
+    return pa.Table.from_arrays(
+        [_chunked_dict([p[k] for p in parts], names[k]) if k in names else
+         _chunked([p[k] for p in parts], empty[k].dtype) for k in tables.EVENT_COLUMNS],
+        names=list(tables.EVENT_COLUMNS))
+
+
+def citizens_table(params: Params, results: list[ShardResult]) -> pa.Table:
+    """The kept citizens' final records with their event counts (engine/tables.py), a chunk per shard."""
+    parts = [r.citizens for r in _prepared(params, results)]
+    if not parts:
+        return aio.table({"citizen": aio.array(np.empty(0, dtype=np.int64))})
+    names = tables.citizen_dictionaries(params)
+    return pa.Table.from_arrays(
+        [_chunked_dict([p[k] for p in parts], names[k]) if k in names else _chunked([p[k] for p in parts], None)
+         for k in parts[0]], names=list(parts[0]))
 
 
 def read_ledger(run_dir: Path):
@@ -169,61 +160,6 @@ def score_events(events: pa.Table) -> pa.Table:
 
     code = list(kind.dictionary.to_pylist()).index("score") if len(kind.dictionary) else 0
     return events.filter(pc.equal(kind.indices, code))
-
-
-def _positions(ids: np.ndarray, citizen: np.ndarray) -> np.ndarray:
-    """Row of each event's citizen in the citizens table (sorted ids). The kept ids are every stride-th
-    global id, so the row is (citizen - first) // stride when the ids are evenly spaced; otherwise a binary
-    search."""
-    if len(ids) > 1:
-        stride = int(ids[1] - ids[0])
-        if stride > 0 and (np.diff(ids) == stride).all():
-            off = citizen - ids[0]
-            pos = off // stride
-            if len(pos) == 0 or (pos.min() >= 0 and pos.max() < len(ids) and not (off % stride).any()):
-                return pos
-    return np.searchsorted(ids, citizen)
-
-
-def citizens_table(params: Params, results: list[ShardResult], events: dict[str, np.ndarray]) -> pa.Table:
-    """The kept citizens' final records, with their event counts from the raw log (`event_arrays`)."""
-    parts = [r.citizens for r in results if r.citizens]
-    if not parts:
-        return aio.table({"citizen": aio.array(np.empty(0, dtype=np.int64))})
-    keys = list(parts[0])
-    c = {k: np.concatenate([p[k] for p in parts]) for k in keys}
-    ids = c["citizen"]
-    cols: dict[str, Any] = {
-        "citizen": aio.array(ids),
-        "group": _dict_col(c["group"], list(params.groups)),
-        "start_score": aio.array(c["start_score"]),
-        "score": aio.array(c["score"]),
-        "grade": _dict_col(c["grade"], list(params.grade_names) or ["-"]),
-        "restricted": aio.array(c["restricted"]),
-    }
-    for k in keys:
-        if k.startswith(("restricted_", "listed_until_")) or k == "blacklisted_until":
-            cols[k] = aio.array(c[k])
-    # per-citizen event counts, from the score events (which cover exactly these citizens)
-    sc = events["kind"] == KIND["score"]
-    pos = _positions(ids, events["citizen"][sc].astype(np.int64))
-    beh = events["rule"][sc]
-    false = events["false"][sc].astype(bool)
-    pts = events["points"][sc]
-    for b, name in enumerate(params.behaviours):
-        if params.scored[b]:
-            sel = (beh == b) & ~false
-            cols[f"observed_{name}"] = aio.array(np.bincount(pos[sel], minlength=len(ids)).astype(np.int32))
-    cols["wrongful_penalties"] = aio.array(np.bincount(pos[false & (pts < 0)], minlength=len(ids)).astype(np.int32))
-    cols["true_misconduct"] = aio.array(c["true_misconduct"].astype(np.int32))
-    if "misconduct_severity" in c:
-        cols["misconduct_severity"] = aio.array(c["misconduct_severity"].astype(np.float32))
-    for k in keys:
-        if k.startswith("propensity_"):
-            cols[k] = aio.array(c[k])
-        elif k.startswith("x_"):  # mechanism state (household, sub-scores, rating, ...)
-            cols[k[2:]] = aio.array(c[k])
-    return aio.table(cols)
 
 
 def pid_alive(pid: int) -> bool:

@@ -105,7 +105,7 @@ def run_shards_dask(client, params, todo: list, days: int, progress: Callable[[i
     from distributed import as_completed
     from distributed.client import FutureCancelledError
 
-    from .kernel import simulate_shard
+    from .runner import run_shard  # the shard and its table columns built on the Dask worker
 
     try:
         from distributed.scheduler import KilledWorker
@@ -118,7 +118,7 @@ def run_shards_dask(client, params, todo: list, days: int, progress: Callable[[i
     results = []
     try:
         shared = client.scatter(params, broadcast=True, hash=False)  # the compiled scenario, once per worker
-        futures = [client.submit(simulate_shard, shared, spec, None, kernel, pure=False,
+        futures = [client.submit(run_shard, shared, spec, None, kernel, pure=False,
                                  key=f"scorelab-shard-{spec.index}-{token}") for spec in todo]
         if progress:
             progress(0, total)

@@ -39,6 +39,7 @@ class ShardResult:
     hist: np.ndarray  # [S, G, H] counts per score bin
     ledger: dict[str, np.ndarray] = field(default_factory=dict)
     citizens: dict[str, np.ndarray] = field(default_factory=dict)
+    prepared: bool = False  # ledger and citizens hold the tables' columns (engine/tables.py), not raw records
 
 
 def hist_lo(params: Params) -> int:

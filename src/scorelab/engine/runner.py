@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .kernel import ShardResult, ShardSpec, simulate_shard
+from .tables import prepare
 from .params import Params
 from .workers import die_with_parent, stop_pool
 
@@ -96,7 +97,14 @@ def _run_in_worker(args):
         if counters is not None:
             counters[spec.index] = day
 
-    return simulate_shard(params, spec, tick, kernel)
+    return run_shard(params, spec, tick, kernel)
+
+
+def run_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None,
+              kernel: str = "numpy") -> ShardResult:
+    """One shard simulated and its rows of the events and citizens tables built, where it ran (a pool
+    worker, this process, a Dask worker): the main process only lays the shards' columns end to end."""
+    return prepare(params, simulate_shard(params, spec, progress, kernel))
 
 
 def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
@@ -116,7 +124,7 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     total = len(todo) * params.days
     results: list[ShardResult] = []
     workers = max(1, min(workers, len(todo)))
-    sim = simulate_shard
+    sim = run_shard
     if backend == "jax":  # engine/jax_backend.py; one process drives the device (no fork once JAX runs)
         from .jax_backend import simulate_shard_jax as sim
         workers = 1

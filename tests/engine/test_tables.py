@@ -1,0 +1,109 @@
+"""Each shard's rows of events.parquet and citizens.parquet are built where the shard ran (engine/tables.py);
+the main process lays them end to end. A shard that comes back raw (the JAX backend, a checkpoint of an
+earlier version, a direct `simulate_shard`) is built in the main process with the same functions."""
+
+import hashlib
+import io
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from scorelab.api import load
+from scorelab.engine import tables
+from scorelab.engine.checkpoint import load_shard, save_shard
+from scorelab.engine.events import KINDS
+from scorelab.engine.kernel import simulate_shard
+from scorelab.engine.params import compile_params
+from scorelab.engine.runner import plan_detail, plan_shards, run_shard, run_shards
+from scorelab.store import citizens_table, events_table
+
+
+def _shards(preset="rongcheng", n=6000, days=40, seed=3, sample=None):
+    """A preset's compiled parameters and a cut into three shards."""
+    params = compile_params(load(preset, population=n, days=days))
+    return params, plan_shards(n, seed, plan_detail(n, sample), shard_size=n // 3)
+
+
+def _bytes(table) -> str:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def test_raw_and_prepared_shards_give_the_same_tables():
+    params, specs = _shards()
+    prepared = [run_shard(params, s) for s in specs]
+    assert all(r.prepared for r in prepared)
+    raw = [simulate_shard(params, s) for s in specs]
+    assert not any(r.prepared for r in raw)
+    mixed = [raw[0], prepared[1], raw[2]]  # e.g. a resumed run: checkpoints of an earlier version beside new shards
+    for build in (events_table, citizens_table):
+        want = _bytes(build(params, prepared))
+        assert _bytes(build(params, mixed)) == want
+        assert _bytes(build(params, [simulate_shard(params, s) for s in specs])) == want
+    ev = events_table(params, prepared)
+    assert ev.column("kind").num_chunks == len(specs)  # one chunk per shard: nothing concatenated
+
+
+def test_the_columns_say_what_the_raw_log_says():
+    params, specs = _shards()
+    raw = simulate_shard(params, specs[1])
+    cols = tables.event_columns(params, raw.ledger)
+    names = tables.event_names(params)
+    kinds = np.array(names["kind"])[cols["kind"]]
+    np.testing.assert_array_equal(kinds, np.array(KINDS)[raw.ledger["kind"]])
+    rules = np.array(names["rule"])[cols["rule"]]
+    r = raw.ledger["rule"]
+    assert (rules[r == -1] == "none").all() and (rules[r == -2] == "initial_listing").all()
+    np.testing.assert_array_equal(rules[r >= 0], np.array(params.rule_names)[r[r >= 0]])
+    targets = np.array(names["target"])[cols["target"]]
+    on = np.isin(kinds, ["restrict_on", "restrict_off"])
+    assert on.any()
+    np.testing.assert_array_equal(targets[on], np.array(params.restriction_names)[raw.ledger["target"][on]])
+    assert (targets[kinds == "score"] == "none").all()
+    assert cols["points"].dtype == np.int32
+    np.testing.assert_array_equal(cols["points"], raw.ledger["points"])
+    # per-citizen counts: wrongful penalties are the false attributions that took points
+    cit = tables.citizen_columns(params, raw.citizens, cols)
+    pos = np.searchsorted(cit["citizen"], cols["citizen"])
+    wrong = (kinds == "score") & cols["false_attribution"] & (cols["points"] < 0)
+    np.testing.assert_array_equal(cit["wrongful_penalties"], np.bincount(pos[wrong], minlength=len(cit["citizen"])))
+
+
+def test_points_too_wide_for_int32_widen_every_shard():
+    params, specs = _shards()
+    rs = [run_shard(params, s) for s in specs]
+    raw = simulate_shard(params, specs[0])
+    raw.ledger["points"] = raw.ledger["points"].copy()
+    raw.ledger["points"][0] = 2**40
+    rs[0] = tables.prepare(params, raw)
+    col = events_table(params, rs).column("points")
+    assert str(col.type) == "int64" and col[0].as_py() == 2**40
+    assert col.to_numpy()[len(rs[0].ledger["points"]):].tolist() == rs[1].ledger["points"].tolist() + rs[2].ledger["points"].tolist()
+
+
+def test_checkpoints_keep_whether_a_shard_is_prepared(tmp_path):
+    params, specs = _shards(n=3000, days=20)
+    (tmp_path / "shards").mkdir()
+    for r in (run_shard(params, specs[0]), simulate_shard(params, specs[1])):
+        save_shard(tmp_path, r)
+        back = load_shard(tmp_path / "shards" / f"{r.index:06d}.npz")
+        assert back.prepared == r.prepared
+        assert set(back.ledger) == set(r.ledger)
+    # a checkpoint written before shards were prepared in their workers has no flag: raw records
+    path = tmp_path / "shards" / "000001.npz"
+    with np.load(path) as z:
+        data = {k: z[k] for k in z.files if k != "prepared"}
+    np.savez(path, **data)
+    assert load_shard(path).prepared is False
+
+
+def test_a_sampled_ledger_and_no_ledger():
+    params, specs = _shards(sample="1000")
+    rs = run_shards(params, specs)
+    ev, cit = events_table(params, rs), citizens_table(params, rs)
+    ids = cit.column("citizen").to_numpy()
+    assert len(ids) == 1000 and set(ev.column("citizen").to_numpy()) <= set(ids)
+    params, specs = _shards(sample="none")
+    rs = run_shards(params, specs)
+    assert events_table(params, rs).num_rows == 0 and citizens_table(params, rs).num_rows == 0
