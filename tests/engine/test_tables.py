@@ -107,3 +107,27 @@ def test_a_sampled_ledger_and_no_ledger():
     params, specs = _shards(sample="none")
     rs = run_shards(params, specs)
     assert events_table(params, rs).num_rows == 0 and citizens_table(params, rs).num_rows == 0
+
+
+def test_columns_straight_from_the_log_equal_those_from_its_raw_copy():
+    """log_columns (a worker's path) gives what event_columns gives from the raw arrays, whatever the blocks
+    hold: one value per block (stages.py) or one per event (the compiled kernels' `extend`)."""
+    import pytest
+
+    for preset, kernels in (("rongcheng", ("numpy",)), ("rr1", ("numpy", "numba", "walk"))):
+        params, specs = _shards(preset)
+        for kernel in kernels:
+            if kernel != "numpy":
+                pytest.importorskip("numba")
+            raw = simulate_shard(params, specs[1], None, kernel)
+            direct = simulate_shard(params, specs[1], None, kernel, tables=True)
+            assert direct.prepared
+            want = tables.event_columns(params, raw.ledger)
+            assert set(direct.ledger) == set(want)
+            for k, v in want.items():
+                assert direct.ledger[k].dtype == v.dtype, (preset, kernel, k)
+                np.testing.assert_array_equal(direct.ledger[k], v, err_msg=f"{preset} {kernel} {k}")
+            cit = tables.citizen_columns(params, raw.citizens, want)
+            assert list(direct.citizens) == list(cit)
+            for k, v in cit.items():
+                np.testing.assert_array_equal(direct.citizens[k], v, err_msg=f"{preset} {kernel} {k}")

@@ -202,10 +202,11 @@ def attach_plugins(S: ShardState) -> None:
 
 
 def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None,
-                   kernel: str = "numpy") -> ShardResult:
+                   kernel: str = "numpy", tables: bool = False) -> ShardResult:
     """One shard through every day; ``kernel`` "numba" runs the day's stages compiled (compiled.py, the
     scenarios it covers; the same bytes), "walk" each citizen's run in one compiled pass (walk.py: the same
-    model on its own random streams, so the same figures statistically), "numpy" through stages.py."""
+    model on its own random streams, so the same figures statistically), "numpy" through stages.py.
+    ``tables``: the ledger and citizens as the tables' columns (engine/tables.py), else as raw records."""
     S = new_state(params, spec)
     attach_plugins(S)
     compiled_ran = False
@@ -228,7 +229,14 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
     for hook in S.hooks.get("finish", ()):
         hook(S)
     result = ShardResult(spec.index, S.sizes, S.metrics, S.snap_days, S.hist)
-    if S.keep:
+    if S.keep and tables:  # straight from the log's blocks into the tables' columns: no raw copy
+        from .tables import citizen_columns, log_columns
+
+        result.ledger = log_columns(params, S.log)
+        S.log.blocks = []
+        result.citizens = citizen_columns(params, citizens(S), result.ledger)
+        result.prepared = True
+    elif S.keep:
         result.ledger = S.log.arrays()
         result.citizens = citizens(S)
     return result

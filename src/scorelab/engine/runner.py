@@ -104,7 +104,7 @@ def run_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] |
               kernel: str = "numpy") -> ShardResult:
     """One shard simulated and its rows of the events and citizens tables built, where it ran (a pool
     worker, this process, a Dask worker): the main process only lays the shards' columns end to end."""
-    return prepare(params, simulate_shard(params, spec, progress, kernel))
+    return prepare(params, simulate_shard(params, spec, progress, kernel, tables=True))
 
 
 def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,

@@ -53,38 +53,89 @@ def event_names(params: Params) -> dict[str, list[str]]:
             "target": target_names(params)[0]}
 
 
+class _Codes:
+    """The raw namespaces of a scenario's event log (engine/events.py) -> the codes of `event_names`."""
+
+    def __init__(self, params: Params):
+        self.n_rules = len(rule_names(params))
+        tnames, offset = target_names(params)
+        flat = list(params.bl_names) + list(params.restriction_names) + params.plugin_targets
+        # raw target namespace -> code in tnames; the last entry is "none"
+        self.to_name = np.array([tnames.index(x) for x in flat] + [tnames.index("none")], dtype=np.int32)
+        self.none = len(flat)
+        self.base = np.zeros(len(KINDS), dtype=np.int32)
+        self.has_target = np.zeros(len(KINDS), dtype=bool)
+        for name, what in _TARGET_KIND.items():
+            self.base[KIND[name]] = offset[what]
+            self.has_target[KIND[name]] = True
+
+    def rule(self, rule):
+        """-1 none, -2 initial_listing: the last two names."""
+        if np.ndim(rule) == 0:
+            return int(rule) + self.n_rules if rule < 0 else int(rule)
+        out = np.asarray(rule).astype(np.int32)
+        out[out < 0] += self.n_rules
+        return out
+
+    def target(self, kind, tgt):
+        if np.ndim(kind) == 0 and np.ndim(tgt) == 0:
+            ok = self.has_target[kind] and tgt >= 0
+            return int(self.to_name[self.base[kind] + tgt if ok else self.none])
+        kind, tgt = np.asarray(kind), np.asarray(tgt).astype(np.int32)
+        flat_at = self.base[kind] + tgt
+        flat_at[~(self.has_target[kind] & (tgt >= 0))] = self.none
+        return self.to_name[flat_at]
+
+
+def _wide(points) -> bool:
+    lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    return bool(np.size(points)) and (np.max(points) > hi or np.min(points) < lo)
+
+
 def event_columns(params: Params, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A raw event log (engine/events.py) as events.parquet's columns: int32 codes into `event_names`,
-    ``points`` int32 (int64 only when a value does not fit)."""
-    n_rules = len(rule_names(params))
-    tnames, offset = target_names(params)
-    flat = list(params.bl_names) + list(params.restriction_names) + params.plugin_targets
-    # raw target namespace -> code in tnames; the last entry is "none"
-    to_name = np.array([tnames.index(x) for x in flat] + [tnames.index("none")], dtype=np.int32)
-    base = np.zeros(len(KINDS), dtype=np.int32)
-    has_target = np.zeros(len(KINDS), dtype=bool)
-    for name, what in _TARGET_KIND.items():
-        base[KIND[name]] = offset[what]
-        has_target[KIND[name]] = True
-    kind = raw["kind"]
-    rule = raw["rule"].astype(np.int32)
-    rule[rule < 0] += n_rules  # -1 none, -2 initial_listing: the last two names
-    tgt = raw["target"].astype(np.int32)
-    flat_at = base[kind] + tgt
-    flat_at[~(has_target[kind] & (tgt >= 0))] = len(flat)
-    pts = raw["points"]
-    wide = len(pts) and (pts.max() > np.iinfo(np.int32).max or pts.min() < np.iinfo(np.int32).min)
+    """A raw event log (engine/events.py columns) as events.parquet's columns: int32 codes into
+    `event_names`, ``points`` int32 (int64 only when a value does not fit)."""
+    codes = _Codes(params)
     return {
         "day": raw["day"].astype(np.int32, copy=False),
         "citizen": raw["citizen"].astype(np.int64, copy=False),
-        "kind": kind.astype(np.int32),
-        "rule": rule,
-        "points": pts.astype(np.int64 if wide else np.int32, copy=False),
+        "kind": raw["kind"].astype(np.int32),
+        "rule": codes.rule(raw["rule"]),
+        "points": raw["points"].astype(np.int64 if _wide(raw["points"]) else np.int32, copy=False),
         "sensor": raw["sensor"].astype(np.int32),
         "false_attribution": raw["false"].astype(bool, copy=False),
-        "target": to_name[flat_at],
+        "target": codes.target(raw["kind"], raw["target"]),
         "until": raw["until"].astype(np.int32, copy=False),
     }
+
+
+def log_columns(params: Params, log) -> dict[str, np.ndarray]:
+    """An `EventLog`'s blocks written straight into events.parquet's columns (the same values as
+    `event_columns(params, log.arrays())`, without the raw copy: a block's kind, rule and target are
+    mostly one value each, translated once)."""
+    codes = _Codes(params)
+    blocks = log.blocks
+    total = sum(b[0] for b in blocks)
+    wide = any(_wide(b[5]) for b in blocks)
+    dtypes = {"day": np.int32, "citizen": np.int64, "kind": np.int32, "rule": np.int32,
+              "points": np.int64 if wide else np.int32, "sensor": np.int32, "false_attribution": bool,
+              "target": np.int32, "until": np.int32}
+    out = {c: np.empty(total, dtype=dtypes[c]) for c in EVENT_COLUMNS}
+    day, cit, kind, rule, pts, sen, false, tgt, until = (out[c] for c in EVENT_COLUMNS)
+    at = 0
+    for n, t, c, k, r, p, s, f, g, u in blocks:
+        sl = slice(at, at + n)
+        day[sl] = t
+        cit[sl] = c
+        kind[sl] = k
+        rule[sl] = codes.rule(r)
+        pts[sl] = p
+        sen[sl] = s
+        false[sl] = f
+        tgt[sl] = codes.target(k, g)
+        until[sl] = u
+        at += n
+    return out
 
 
 def positions(ids: np.ndarray, citizen: np.ndarray) -> np.ndarray:
@@ -92,7 +143,11 @@ def positions(ids: np.ndarray, citizen: np.ndarray) -> np.ndarray:
     id, so the row is (citizen - first) // stride when the ids are evenly spaced; otherwise a binary search."""
     if len(ids) > 1:
         stride = int(ids[1] - ids[0])
-        if stride > 0 and (np.diff(ids) == stride).all():
+        if stride == 1 and ids[-1] - ids[0] == len(ids) - 1:  # every citizen kept (ids are sorted)
+            pos = citizen - ids[0]
+            if len(pos) == 0 or (pos.min() >= 0 and pos.max() < len(ids)):
+                return pos
+        elif stride > 0 and (np.diff(ids) == stride).all():
             off = citizen - ids[0]
             pos = off // stride
             if len(pos) == 0 or (pos.min() >= 0 and pos.max() < len(ids) and not (off % stride).any()):
@@ -121,17 +176,22 @@ def citizen_columns(params: Params, c: dict[str, np.ndarray], events: dict[str, 
     for k in keys:
         if k.startswith(("restricted_", "listed_until_")) or k == "blacklisted_until":
             cols[k] = c[k]
-    # per-citizen event counts, from the score events (which cover exactly these citizens)
-    sc = events["kind"] == KIND["score"]
-    pos = positions(ids, events["citizen"][sc])
-    beh = events["rule"][sc]
-    false = events["false_attribution"][sc]
-    pts = events["points"][sc]
-    for b, name in enumerate(params.behaviours):
-        if params.scored[b]:
-            sel = (beh == b) & ~false
-            cols[f"observed_{name}"] = np.bincount(pos[sel], minlength=len(ids)).astype(np.int32)
-    cols["wrongful_penalties"] = np.bincount(pos[false & (pts < 0)], minlength=len(ids)).astype(np.int32)
+    # per-citizen event counts, from the score events (which cover exactly these citizens): one bincount
+    # of (citizen row, column), the columns being each scored behaviour's observations (true attributions)
+    # and, last, the wrongful penalties (false attributions that took points)
+    scored = [b for b in range(len(params.behaviours)) if params.scored[b]]
+    W = len(scored) + 1
+    # column of a score event by (rule, false attribution, points < 0); -1 counts nowhere
+    lut = np.full((len(rule_names(params)), 2, 2), -1, dtype=np.int32)
+    lut[scored, 0, :] = np.arange(len(scored))[:, None]
+    lut[:, 1, 1] = W - 1
+    col = lut.reshape(-1)[events["rule"] * 4 + events["false_attribution"] * 2 + (events["points"] < 0)]
+    ok = (col >= 0) & (events["kind"] == KIND["score"])
+    key = positions(ids, events["citizen"][ok]) * W + col[ok]
+    counts = np.bincount(key, minlength=len(ids) * W).reshape(len(ids), W).astype(np.int32)
+    for j, b in enumerate(scored):
+        cols[f"observed_{params.behaviours[b]}"] = np.ascontiguousarray(counts[:, j])
+    cols["wrongful_penalties"] = np.ascontiguousarray(counts[:, W - 1])
     cols["true_misconduct"] = c["true_misconduct"].astype(np.int32)
     if "misconduct_severity" in c:
         cols["misconduct_severity"] = c["misconduct_severity"].astype(np.float32)
