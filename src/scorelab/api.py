@@ -21,7 +21,7 @@ from .config.models import Scenario
 from .engine.outputs import declared
 from .engine.params import Params, compile_params
 from .engine import cluster, compiled, runner  # cluster imports distributed only when a scheduler is given
-from .engine.checkpoint import check_shards, finished_shards, load_plan, load_shard, partial_dir, save_plan, save_shard
+from .engine.checkpoint import check_shards, finished_shards, load_plan, load_shard, partial_dir, save_plan
 from .engine.runner import Detail, default_workers, merge_metrics, plan_detail, plan_shards, run_shards
 from .store import (
     citizens_table,
@@ -265,12 +265,11 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
         save_plan(stage, plan)
     t0 = time.perf_counter()
     fresh = run_shards(params, specs, workers=workers, progress=progress, skip=set(done), backend=backend,
-                       done=(lambda r: save_shard(stage, r)) if checkpoints else None, client=client,
-                       kernel=kernel)
+                       checkpoint=stage if checkpoints else None, client=client, kernel=kernel)
     sim_s = time.perf_counter() - t0
     simulated = sum(s.size for s in specs if s.index not in done)
     by_index = {r.index: r for r in fresh}
-    results = [by_index[s.index] if s.index in by_index else load_shard(done[s.index]) for s in specs]
+    results = [by_index[s.index] if s.index in by_index else load_shard(done[s.index], mapped=True) for s in specs]
 
     tmp = staging_dir(out)
     try:

@@ -69,8 +69,7 @@ def test_resume_on_a_cluster_finishes_a_killed_run(tmp_path, monkeypatch, cluste
     real = runner.run_shards
 
     def first_shard_then_die(params, specs, **kw):  # a kill after the first checkpoint
-        done = kw["done"]
-        done(real(params, specs[:1], workers=1)[0])
+        real(params, specs[:1], workers=1, checkpoint=kw["checkpoint"])
         raise KeyboardInterrupt
 
     monkeypatch.setattr("scorelab.api.run_shards", first_shard_then_die)

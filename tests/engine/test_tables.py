@@ -131,3 +131,39 @@ def test_columns_straight_from_the_log_equal_those_from_its_raw_copy():
             assert list(direct.citizens) == list(cit)
             for k, v in cit.items():
                 np.testing.assert_array_equal(direct.citizens[k], v, err_msg=f"{preset} {kernel} {k}")
+
+
+def test_a_checkpoint_is_read_back_mapped_and_equal(tmp_path):
+    from scorelab.engine.checkpoint import _mapped
+
+    params, specs = _shards(n=3000, days=20)
+    (tmp_path / "shards").mkdir()
+    path = save_shard(tmp_path, run_shard(params, specs[2]))
+    with np.load(path) as z:
+        want = {k: z[k] for k in z.files}
+    got = _mapped(path)
+    assert set(got) == set(want)
+    for k, v in want.items():
+        assert got[k].dtype == v.dtype and got[k].shape == v.shape, k
+        np.testing.assert_array_equal(got[k], v, err_msg=k)
+        assert not got[k].flags.writeable  # views of the mapped file, never written through
+    a, b = load_shard(path, mapped=True), load_shard(path)
+    assert a.prepared and b.prepared
+    assert _bytes(events_table(params, [a])) == _bytes(events_table(params, [b]))
+    # an .npz this version did not write (compressed members) is read the ordinary way
+    np.savez_compressed(path, **want)
+    assert _mapped(path) is None
+    assert _bytes(citizens_table(params, [load_shard(path, mapped=True)])) == _bytes(citizens_table(params, [b]))
+
+
+def test_pool_workers_checkpoint_their_own_shards(tmp_path):
+    """With a checkpoint directory, each pool worker writes its shard's checkpoint and the main process maps
+    it: the same tables as shards run in this process."""
+    params, specs = _shards(n=6000, days=30)
+    (tmp_path / "shards").mkdir()
+    pooled = run_shards(params, specs, workers=2, checkpoint=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "shards").glob("*.npz")) == ["000000.npz", "000001.npz", "000002.npz"]
+    local = run_shards(params, specs, workers=1)
+    assert [r.index for r in pooled] == [0, 1, 2]
+    assert _bytes(events_table(params, pooled)) == _bytes(events_table(params, local))
+    assert _bytes(citizens_table(params, pooled)) == _bytes(citizens_table(params, local))

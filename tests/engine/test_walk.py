@@ -193,10 +193,10 @@ def test_a_resumed_run_keeps_the_streams_it_started_with(tmp_path, monkeypatch, 
     scorelab.simulate(sc, seed=2, out=tmp_path / "whole", workers=1)
     real = runner.simulate_shard
 
-    def killed_at_shard_2(params, spec, progress=None, kernel="numpy"):
+    def killed_at_shard_2(params, spec, progress=None, kernel="numpy", **kw):
         if spec.index == 2:
             raise KeyboardInterrupt
-        return real(params, spec, progress, kernel)
+        return real(params, spec, progress, kernel, **kw)
 
     monkeypatch.setattr(runner, "simulate_shard", killed_at_shard_2)
     with pytest.raises(KeyboardInterrupt):

@@ -9,6 +9,7 @@ depends only on (scenario, seed, shard index).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -78,7 +79,7 @@ def check_shards(stage: Path, shards: dict[int, Path], expected: int) -> None:
                                                "only its shard is simulated anew")
 
 
-def save_shard(stage: Path, r: ShardResult) -> None:
+def save_shard(stage: Path, r: ShardResult) -> Path:
     arrays = {"sizes": r.group_sizes, "hist": r.hist, "hist_days": r.hist_days, "prepared": np.array(r.prepared)}
     arrays.update({f"m:{k}": v for k, v in r.metrics.items()})
     arrays.update({f"l:{k}": v for k, v in r.ledger.items()})
@@ -88,12 +89,51 @@ def save_shard(stage: Path, r: ShardResult) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
-    write_atomic(final, write)  # a temporary name starting with "." that finished_shards never lists
+    return write_atomic(final, write)  # a temporary name starting with "." that finished_shards never lists
 
 
-def load_shard(path: Path) -> ShardResult:
-    with np.load(path, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
+def _mapped(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of an .npz that `save_shard` wrote (members stored, not compressed), as read-only views of
+    the file mapped into memory: nothing is copied, and the pages stay the page cache's, not this process's
+    (a shard's columns go from there straight to the Parquet writer). None where a member is not a plain
+    stored array (then `np.load` reads it)."""
+    import mmap
+    import zipfile
+
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return None
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    view = memoryview(mm)
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                return None
+            h = info.header_offset  # the local header: 30 bytes, then the name and an extra field
+            if view[h:h + 4] != b"PK\x03\x04":
+                return None
+            start = h + 30 + int.from_bytes(view[h + 26:h + 28], "little") + int.from_bytes(view[h + 28:h + 30], "little")
+            member = view[start:start + info.file_size]
+            head = io.BytesIO(member[:min(len(member), 1 << 16)])
+            fmt = np.lib.format
+            version = fmt.read_magic(head)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = read(head)
+            if dtype.hasobject:
+                return None
+            count = int(np.prod(shape, dtype=np.int64))
+            arr = np.frombuffer(member, dtype=dtype, count=count, offset=head.tell())
+            out[info.filename[:-4]] = arr.reshape(shape, order="F" if fortran else "C")
+    return out
+
+
+def load_shard(path: Path, mapped: bool = False) -> ShardResult:
+    """A checkpointed shard; ``mapped``: its arrays are views of the file mapped into memory (`_mapped`)."""
+    data = _mapped(path) if mapped else None
+    if data is None:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
     r = ShardResult(int(Path(path).name.split(".")[0]), data["sizes"],
                     {k[2:]: v for k, v in data.items() if k.startswith("m:")}, data["hist_days"], data["hist"])
     r.ledger = {k[2:]: v for k, v in data.items() if k.startswith("l:")}

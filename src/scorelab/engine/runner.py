@@ -14,11 +14,13 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .kernel import ShardResult, ShardSpec, simulate_shard
+from .checkpoint import load_shard, save_shard
 from .tables import prepare
 from .params import Params
 from .workers import die_with_parent, stop_pool
@@ -90,14 +92,21 @@ _PROGRESS = None  # shared day counters of a pool's shards (inherited by forked 
 
 
 def _run_in_worker(args):
-    params, spec, kernel = args
+    """A pool worker's shard. With a checkpoint directory the worker writes the checkpoint itself (the
+    workers write theirs at once, while the main process waits) and sends back its path, not the arrays:
+    the main process maps the file (checkpoint.load_shard), so a shard's columns are neither pickled
+    through a pipe nor copied into the main process."""
+    params, spec, kernel, checkpoint = args
     counters = _PROGRESS
 
     def tick(day: int) -> None:
         if counters is not None:
             counters[spec.index] = day
 
-    return run_shard(params, spec, tick, kernel)
+    r = run_shard(params, spec, tick, kernel)
+    if checkpoint is None:
+        return r
+    return save_shard(checkpoint, r)
 
 
 def run_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None,
@@ -111,13 +120,14 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
                progress: Callable[[int, int], None] | None = None,
                done: Callable[[ShardResult], None] | None = None,
                skip: set[int] | None = None, backend: str = "numpy", client=None,
-               kernel: str = "numpy") -> list[ShardResult]:
+               kernel: str = "numpy", checkpoint: Path | None = None) -> list[ShardResult]:
     """Simulate shards (in this process, a pool of `workers` processes, or the workers of a Dask
     ``client``: `engine/cluster.py`); results in shard order.
 
     ``progress(days_done, days_total)`` is called as days complete (as shards complete on Dask);
-    ``done(result)`` as each shard ends, in completion order (checkpointing writes there). Shards in
-    ``skip`` are not run. ``kernel``: "numpy" or "numba" for the numpy backend (compiled.choose).
+    ``done(result)`` as each shard ends, in completion order. ``checkpoint``: a run's partial directory,
+    where each shard is checkpointed as it ends (by the pool worker that ran it; here otherwise). Shards in
+    ``skip`` are not run. ``kernel``: "numpy", "numba" or "walk" for the numpy backend (compiled.choose).
     """
     global _PROGRESS
     todo = [s for s in specs if not skip or s.index not in skip]
@@ -131,7 +141,8 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     if client is not None:  # the same shards, run on a cluster (api.py refuses it with the JAX backend)
         from .cluster import run_shards_dask
 
-        results = run_shards_dask(client, params, todo, params.days, progress, done, kernel) if todo else []
+        results = run_shards_dask(client, params, todo, params.days, progress, _saving(checkpoint, done),
+                                  kernel) if todo else []
         return sorted(results, key=lambda r: r.index)
     if workers == 1:
         finished = 0
@@ -139,6 +150,8 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
             tick = (lambda d, f=finished: progress(f + d, total)) if progress else None
             r = sim(params, spec, tick) if backend == "jax" else sim(params, spec, tick, kernel)
             finished += params.days
+            if checkpoint is not None:
+                save_shard(checkpoint, r)
             if done:
                 done(r)
             results.append(r)
@@ -149,13 +162,15 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
                                    initargs=(os.getpid(),))
         try:
-            futures = {pool.submit(_run_in_worker, (params, s, kernel)): s for s in todo}
+            futures = {pool.submit(_run_in_worker, (params, s, kernel, checkpoint)): s for s in todo}
             pending = set(futures)
             while pending:
                 finished_now = [f for f in pending if f.done()]
                 for f in finished_now:
                     pending.discard(f)
                     r = f.result()
+                    if not isinstance(r, ShardResult):  # the worker checkpointed it: map its file
+                        r = load_shard(r, mapped=True)
                     if done:
                         done(r)
                     results.append(r)
@@ -170,6 +185,18 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     finally:
         _PROGRESS = None
     return sorted(results, key=lambda r: r.index)
+
+
+def _saving(checkpoint: Path | None, done: Callable[[ShardResult], None] | None):
+    if checkpoint is None:
+        return done
+
+    def save(r: ShardResult) -> None:
+        save_shard(checkpoint, r)
+        if done:
+            done(r)
+
+    return save
 
 
 def default_workers() -> int:
