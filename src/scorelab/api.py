@@ -24,16 +24,16 @@ from .engine import cluster, compiled, runner  # cluster imports distributed onl
 from .engine.checkpoint import check_shards, finished_shards, load_plan, load_shard, partial_dir, save_plan
 from .engine.runner import Detail, default_workers, merge_metrics, plan_detail, plan_shards, run_shards
 from .store import (
-    citizens_table,
     OutputLock,
     check_replaceable,
     check_writable,
     commit_dir,
     distribution_table,
-    events_table,
     metrics_table,
+    prepare_detail,
     staging_dir,
     table_digests,
+    write_detail,
     write_manifest,
     write_parquet,
 )
@@ -275,16 +275,16 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
     try:
         sizes, merged = merge_metrics(params, results)
         metrics = metrics_table(params, sizes, merged)
-        led = events_table(params, results)  # each shard's columns were built in its worker (engine/tables.py)
-        # Parquet encoding releases the GIL: the two large tables are written in threads while the next is built
+        prepare_detail(params, results)  # in place: a raw shard (JAX, an old checkpoint) is encoded here
+        # the tables are written in threads: events and citizens are their shards' Parquet parts (encoded where
+        # each shard ran) joined, at the speed of a file copy; encoding the small ones releases the GIL
         with ThreadPoolExecutor(max_workers=2) as pool:
-            writing = [pool.submit(write_parquet, led, tmp / "events.parquet"),
-                       pool.submit(write_parquet, metrics, tmp / "metrics.parquet")]
-            cit = citizens_table(params, results)
-            writing += [pool.submit(write_parquet, cit, tmp / "citizens.parquet"),
-                        pool.submit(write_parquet, distribution_table(params, results), tmp / "distribution.parquet")]
-            for w in writing:
-                w.result()  # re-raises a failed write (a full disk) here, inside the clean-up of the staging dir
+            writing = {"events": pool.submit(write_detail, params, results, "events", tmp / "events.parquet"),
+                       "citizens": pool.submit(write_detail, params, results, "citizens", tmp / "citizens.parquet"),
+                       "metrics": pool.submit(write_parquet, metrics, tmp / "metrics.parquet")}
+            writing["distribution"] = pool.submit(write_parquet, distribution_table(params, results),
+                                                  tmp / "distribution.parquet")
+            rows = {k: w.result() for k, w in writing.items()}  # re-raises a failed write (a full disk) here
         wall = time.perf_counter() - t0
         manifest = {
             "scorelab": __version__,
@@ -294,7 +294,7 @@ def _execute(sc: Scenario, seed: int, out: Path, stage: Path, plan: dict[str, An
             "days": params.days,
             "group_sizes": dict(zip(params.groups, map(int, sizes))),
             "detail": {"mode": detail.mode, "stride": detail.stride, "kept": "" if detail.mode == "none" else detail.describe(params.population),
-                       "event_rows": led.num_rows, "citizens_rows": cit.num_rows},
+                       "event_rows": rows["events"], "citizens_rows": rows["citizens"]},
             "shards": len(specs),
             "shard_size": shard_size or runner.shard_size_for(params.population),
             "resumed_shards": len(done),

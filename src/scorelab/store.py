@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import arrowio as aio
+from . import parquetcat
 from .engine import tables
 from .engine.kernel import HIST_WIDTH, ShardResult, hist_lo
 
@@ -30,20 +31,7 @@ HEADLINE = ["mean_score", "restricted_share", "penalties", "wrongful_penalties",
 _dict_col = aio.dictionary
 
 
-def _dictionary_columns(table: pa.Table) -> list[str]:
-    """Columns whose few distinct values a dictionary encodes well: categories, flags, small integers (kind,
-    rule, sensor, target, grade). Ids, days, points and continuous values are written plain: a dictionary
-    there costs time (a hash per value) for little or no gain (measured: events 0.85 -> 0.61 s, 6.8 -> 6.0 MB)."""
-    out = []
-    for f in table.schema:
-        t = f.type
-        if pa.types.is_dictionary(t) or pa.types.is_boolean(t) or (pa.types.is_integer(t) and t.bit_width <= 16):
-            out.append(f.name)
-    return out
-
-
-def write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression="zstd", write_statistics=True, use_dictionary=_dictionary_columns(table))
+write_parquet = aio.write_parquet  # the one set of writer options (arrowio.py)
 
 
 def metrics_table(params: Params, sizes: np.ndarray, m: dict[str, np.ndarray]) -> pa.Table:
@@ -102,45 +90,47 @@ def target_names(params: Params) -> tuple[list[str], dict[str, int]]:
     return tables.target_names(params)
 
 
-def _prepared(params: Params, results: list[ShardResult]) -> list[ShardResult]:
-    """The shards with per-citizen detail, their columns built (in the worker that ran each; here for a
-    result that was not: the JAX backend's, an earlier version's checkpoint)."""
-    return [tables.prepare(params, r) for r in results if r.citizens]
+def prepare_detail(params: Params, results: list[ShardResult]) -> list[ShardResult]:
+    """The shards with per-citizen detail, each encoded as its Parquet parts of events.parquet and
+    citizens.parquet (in the worker that ran it, engine/tables.py; here for a result that was not: the JAX
+    backend's, a checkpoint of an earlier version)."""
+    return [tables.prepare(params, r) for r in results if r.citizens or r.encoded]
 
 
-def _chunked(parts: list[np.ndarray], dtype) -> pa.ChunkedArray:
-    return pa.chunked_array([aio.array(p) for p in parts] or [aio.array(np.empty(0, dtype=dtype))])
-
-
-def _chunked_dict(parts: list[np.ndarray], names: list[str]) -> pa.ChunkedArray:
-    values = aio.strings(list(names))
-    return pa.chunked_array([pa.DictionaryArray.from_arrays(aio.array(p.astype(np.int32, copy=False)), values)
-                             for p in parts or [np.empty(0, dtype=np.int32)]])
-
-
-def events_table(params: Params, results: list[ShardResult]) -> pa.Table:
-    """The one event log of the kept citizens (engine/events.py), in shard and emission order: each shard's
-    columns (engine/tables.py) one chunk, so nothing is concatenated here (the same Parquet bytes)."""
-    parts = [r.ledger for r in _prepared(params, results)]
-    names = tables.event_names(params)
-    if any(p["points"].dtype == np.int64 for p in parts):  # one shard's points did not fit in int32
-        parts = [{**p, "points": p["points"].astype(np.int64, copy=False)} for p in parts]
-    empty = tables.event_columns(params, tables.empty_raw())
-    return pa.Table.from_arrays(
-        [_chunked_dict([p[k] for p in parts], names[k]) if k in names else
-         _chunked([p[k] for p in parts], empty[k].dtype) for k in tables.EVENT_COLUMNS],
-        names=list(tables.EVENT_COLUMNS))
-
-
-def citizens_table(params: Params, results: list[ShardResult]) -> pa.Table:
-    """The kept citizens' final records with their event counts (engine/tables.py), a chunk per shard."""
-    parts = [r.citizens for r in _prepared(params, results)]
-    if not parts:
+def _empty(params: Params, name: str) -> pa.Table:
+    if name == "citizens":
         return aio.table({"citizen": aio.array(np.empty(0, dtype=np.int64))})
-    names = tables.citizen_dictionaries(params)
-    return pa.Table.from_arrays(
-        [_chunked_dict([p[k] for p in parts], names[k]) if k in names else _chunked([p[k] for p in parts], None)
-         for k in parts[0]], names=list(parts[0]))
+    return tables.events_arrow(params, tables.event_columns(params, tables.empty_raw()))
+
+
+def write_detail(params: Params, results: list[ShardResult], name: str, path: Path) -> int:
+    """events.parquet or citizens.parquet: the shards' Parquet parts joined into one file, in shard order,
+    without decoding a page (parquetcat.py). Returns the number of rows. Parts whose schemas differ (one
+    shard's points too wide for int32) are decoded, widened and written anew."""
+    parts = [r.encoded[name] for r in prepare_detail(params, results) if r.rows.get(name)]
+    if not parts:
+        write_parquet(_empty(params, name), path)
+        return 0
+    try:
+        with open(path, "wb") as f:
+            return parquetcat.join(parts, f)
+    except parquetcat.SchemaMismatch:
+        read = [pq.read_table(pa.BufferReader(p)) for p in parts]
+        wide = [t.set_column(t.schema.get_field_index("points"), "points", t.column("points").cast(pa.int64()))
+                if name == "events" else t for t in read]
+        table = pa.concat_tables(wide)
+        write_parquet(table, path)
+        return table.num_rows
+
+
+def read_detail(params: Params, results: list[ShardResult], name: str) -> pa.Table:
+    """The table `write_detail` writes, read back (for tests and tools)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"{name}.parquet"
+        write_detail(params, results, name, path)
+        return pq.read_table(path)
 
 
 def read_ledger(run_dir: Path):

@@ -1,6 +1,7 @@
-"""Each shard's rows of events.parquet and citizens.parquet are built where the shard ran (engine/tables.py);
-the main process lays them end to end. A shard that comes back raw (the JAX backend, a checkpoint of an
-earlier version, a direct `simulate_shard`) is built in the main process with the same functions."""
+"""Each shard's rows of events.parquet and citizens.parquet are built and encoded where the shard ran
+(engine/tables.py); the main process joins the Parquet parts (parquetcat.py). A shard that comes back raw
+(the JAX backend, a checkpoint of an earlier version, a direct `simulate_shard`) is built in the main
+process with the same functions."""
 
 import hashlib
 import io
@@ -15,7 +16,15 @@ from scorelab.engine.events import KINDS
 from scorelab.engine.kernel import simulate_shard
 from scorelab.engine.params import compile_params
 from scorelab.engine.runner import plan_detail, plan_shards, run_shard, run_shards
-from scorelab.store import citizens_table, events_table
+from scorelab.store import read_detail
+
+
+def events_table(params, results):
+    return read_detail(params, results, "events")
+
+
+def citizens_table(params, results):
+    return read_detail(params, results, "citizens")
 
 
 def _shards(preset="rongcheng", n=6000, days=40, seed=3, sample=None):
@@ -33,7 +42,7 @@ def _bytes(table) -> str:
 def test_raw_and_prepared_shards_give_the_same_tables():
     params, specs = _shards()
     prepared = [run_shard(params, s) for s in specs]
-    assert all(r.prepared for r in prepared)
+    assert all(r.encoded and not r.ledger for r in prepared)
     raw = [simulate_shard(params, s) for s in specs]
     assert not any(r.prepared for r in raw)
     mixed = [raw[0], prepared[1], raw[2]]  # e.g. a resumed run: checkpoints of an earlier version beside new shards
@@ -42,7 +51,11 @@ def test_raw_and_prepared_shards_give_the_same_tables():
         assert _bytes(build(params, mixed)) == want
         assert _bytes(build(params, [simulate_shard(params, s) for s in specs])) == want
     ev = events_table(params, prepared)
-    assert ev.column("kind").num_chunks == len(specs)  # one chunk per shard: nothing concatenated
+    assert ev.num_rows == sum(r.rows["events"] for r in prepared)
+    one = tables.event_columns(params, simulate_shard(params, specs[1]).ledger)
+    part = ev.slice(prepared[0].rows["events"], prepared[1].rows["events"])
+    np.testing.assert_array_equal(part.column("citizen").to_numpy(), one["citizen"])
+    np.testing.assert_array_equal(part.column("kind").combine_chunks().indices.to_numpy(), one["kind"])
 
 
 def test_the_columns_say_what_the_raw_log_says():
@@ -79,7 +92,8 @@ def test_points_too_wide_for_int32_widen_every_shard():
     rs[0] = tables.prepare(params, raw)
     col = events_table(params, rs).column("points")
     assert str(col.type) == "int64" and col[0].as_py() == 2**40
-    assert col.to_numpy()[len(rs[0].ledger["points"]):].tolist() == rs[1].ledger["points"].tolist() + rs[2].ledger["points"].tolist()
+    rest = [tables.event_columns(params, simulate_shard(params, s).ledger)["points"] for s in specs[1:]]
+    assert col.to_numpy()[rs[0].rows["events"]:].tolist() == np.concatenate(rest).tolist()
 
 
 def test_checkpoints_keep_whether_a_shard_is_prepared(tmp_path):
@@ -88,8 +102,10 @@ def test_checkpoints_keep_whether_a_shard_is_prepared(tmp_path):
     for r in (run_shard(params, specs[0]), simulate_shard(params, specs[1])):
         save_shard(tmp_path, r)
         back = load_shard(tmp_path / "shards" / f"{r.index:06d}.npz")
-        assert back.prepared == r.prepared
-        assert set(back.ledger) == set(r.ledger)
+        assert back.prepared == r.prepared and back.rows == r.rows
+        assert set(back.ledger) == set(r.ledger) and set(back.encoded) == set(r.encoded)
+        for k, v in r.encoded.items():
+            assert back.encoded[k].tobytes() == v.tobytes()
     # a checkpoint written before shards were prepared in their workers has no flag: raw records
     path = tmp_path / "shards" / "000001.npz"
     with np.load(path) as z:
@@ -148,7 +164,7 @@ def test_a_checkpoint_is_read_back_mapped_and_equal(tmp_path):
         np.testing.assert_array_equal(got[k], v, err_msg=k)
         assert not got[k].flags.writeable  # views of the mapped file, never written through
     a, b = load_shard(path, mapped=True), load_shard(path)
-    assert a.prepared and b.prepared
+    assert a.encoded and b.encoded
     assert _bytes(events_table(params, [a])) == _bytes(events_table(params, [b]))
     # an .npz this version did not write (compressed members) is read the ordinary way
     np.savez_compressed(path, **want)

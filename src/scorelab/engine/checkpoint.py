@@ -84,6 +84,8 @@ def save_shard(stage: Path, r: ShardResult) -> Path:
     arrays.update({f"m:{k}": v for k, v in r.metrics.items()})
     arrays.update({f"l:{k}": v for k, v in r.ledger.items()})
     arrays.update({f"c:{k}": v for k, v in r.citizens.items()})
+    arrays.update({f"p:{k}": v for k, v in r.encoded.items()})  # the shard's Parquet parts (engine/tables.py)
+    arrays.update({f"r:{k}": np.array(v, dtype=np.int64) for k, v in r.rows.items()})
     final = stage / "shards" / f"{r.index:06d}.npz"
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
@@ -139,6 +141,8 @@ def load_shard(path: Path, mapped: bool = False) -> ShardResult:
     r.ledger = {k[2:]: v for k, v in data.items() if k.startswith("l:")}
     r.citizens = {k[2:]: v for k, v in data.items() if k.startswith("c:")}
     r.prepared = bool(data["prepared"]) if "prepared" in data else False  # an earlier version's: raw records
+    r.encoded = {k[2:]: v for k, v in data.items() if k.startswith("p:")}
+    r.rows = {k[2:]: int(v) for k, v in data.items() if k.startswith("r:")}
     return r
 
 

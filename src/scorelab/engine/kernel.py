@@ -40,6 +40,10 @@ class ShardResult:
     ledger: dict[str, np.ndarray] = field(default_factory=dict)
     citizens: dict[str, np.ndarray] = field(default_factory=dict)
     prepared: bool = False  # ledger and citizens hold the tables' columns (engine/tables.py), not raw records
+    # "events" / "citizens": this shard's rows of that table encoded as a whole Parquet file (uint8), and
+    # their row counts; once encoded, ledger and citizens are emptied (engine/tables.py `prepare`)
+    encoded: dict[str, np.ndarray] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
 
 
 def hist_lo(params: Params) -> int:

@@ -203,14 +203,47 @@ def citizen_columns(params: Params, c: dict[str, np.ndarray], events: dict[str, 
     return cols
 
 
+def _dict(codes: np.ndarray, names: list[str]):
+    import pyarrow as pa
+
+    from .. import arrowio as aio
+
+    return pa.DictionaryArray.from_arrays(aio.array(codes.astype(np.int32, copy=False)), aio.strings(list(names)))
+
+
+def events_arrow(params: Params, cols: dict[str, np.ndarray]):
+    """events.parquet's rows of one shard (`event_columns`) as an Arrow table."""
+    from .. import arrowio as aio
+
+    names = event_names(params)
+    return aio.table({k: _dict(cols[k], names[k]) if k in names else aio.array(cols[k]) for k in EVENT_COLUMNS})
+
+
+def citizens_arrow(params: Params, cols: dict[str, np.ndarray]):
+    """citizens.parquet's rows of one shard (`citizen_columns`) as an Arrow table."""
+    from .. import arrowio as aio
+
+    names = citizen_dictionaries(params)
+    return aio.table({k: _dict(v, names[k]) if k in names else aio.array(v) for k, v in cols.items()})
+
+
 def prepare(params: Params, r: ShardResult) -> ShardResult:
-    """Turn ``r``'s raw ledger and citizens into the tables' columns (in place; returns ``r``)."""
-    if r.prepared or not r.citizens:
+    """Turn ``r``'s raw ledger and citizens into the tables' columns, then encode them as this shard's
+    Parquet parts (``r.encoded``; the columns are let go). In place; returns ``r``; a no-op once done, and
+    for a shard without per-citizen detail."""
+    from .. import arrowio as aio
+
+    if r.encoded or not r.citizens:
         return r
-    events = event_columns(params, r.ledger) if r.ledger else event_columns(params, empty_raw())
-    r.citizens = citizen_columns(params, r.citizens, events)
-    r.ledger = events
-    r.prepared = True
+    if not r.prepared:
+        events = event_columns(params, r.ledger) if r.ledger else event_columns(params, empty_raw())
+        r.citizens = citizen_columns(params, r.citizens, events)
+        r.ledger = events
+        r.prepared = True
+    r.rows = {"events": len(r.ledger["day"]), "citizens": len(r.citizens["citizen"])}
+    r.encoded = {"events": aio.parquet_bytes(events_arrow(params, r.ledger)),
+                 "citizens": aio.parquet_bytes(citizens_arrow(params, r.citizens))}
+    r.ledger, r.citizens = {}, {}
     return r
 
 
