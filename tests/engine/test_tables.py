@@ -127,8 +127,11 @@ def test_a_sampled_ledger_and_no_ledger():
 
 def test_columns_straight_from_the_log_equal_those_from_its_raw_copy():
     """log_columns (a worker's path) gives what event_columns gives from the raw arrays, whatever the blocks
-    hold: one value per block (stages.py) or one per event (the compiled kernels' `extend`)."""
+    hold: one value per block (stages.py) or one per event (the compiled kernels' `extend`); and the shard's
+    Parquet part, encoded as the log grows, holds those rows."""
     import pytest
+
+    from scorelab.engine.events import EventLog
 
     for preset, kernels in (("rongcheng", ("numpy",)), ("rr1", ("numpy", "numba", "walk"))):
         params, specs = _shards(preset)
@@ -136,17 +139,48 @@ def test_columns_straight_from_the_log_equal_those_from_its_raw_copy():
             if kernel != "numpy":
                 pytest.importorskip("numba")
             raw = simulate_shard(params, specs[1], None, kernel)
-            direct = simulate_shard(params, specs[1], None, kernel, tables=True)
-            assert direct.prepared
             want = tables.event_columns(params, raw.ledger)
-            assert set(direct.ledger) == set(want)
+            log = EventLog(1, 0, 0)  # one block, every column an array (as the compiled kernels extend it)
+            cols = {k: raw.ledger[k] for k in raw.ledger}
+            log.extend(0, cols["citizen"], cols["kind"], cols["rule"], cols["points"], cols["sensor"], cols["false"],
+                       cols["target"], cols["until"])
+            log.blocks[0] = (log.blocks[0][0], cols["day"]) + log.blocks[0][2:]
+            direct = tables.log_columns(params, log)
             for k, v in want.items():
-                assert direct.ledger[k].dtype == v.dtype, (preset, kernel, k)
-                np.testing.assert_array_equal(direct.ledger[k], v, err_msg=f"{preset} {kernel} {k}")
-            cit = tables.citizen_columns(params, raw.citizens, want)
-            assert list(direct.citizens) == list(cit)
-            for k, v in cit.items():
-                np.testing.assert_array_equal(direct.citizens[k], v, err_msg=f"{preset} {kernel} {k}")
+                assert direct[k].dtype == v.dtype, (preset, kernel, k)
+                np.testing.assert_array_equal(direct[k], v, err_msg=f"{preset} {kernel} {k}")
+            enc = simulate_shard(params, specs[1], None, kernel, tables=True)
+            assert enc.rows["events"] == len(want["day"])
+            got = pq.read_table(io.BytesIO(enc.encoded["events"].tobytes()))
+            names = tables.event_names(params)
+            for k, v in want.items():
+                col = got.column(k).combine_chunks()
+                arr = col.indices.to_numpy() if k in names else col.to_numpy(zero_copy_only=False)
+                np.testing.assert_array_equal(arr, v, err_msg=f"{preset} {kernel} {k}")
+            cit = pq.read_table(io.BytesIO(enc.encoded["citizens"].tobytes()))
+            ref = tables.citizen_columns(params, raw.citizens, want)
+            assert cit.column_names == list(ref)
+            for k, v in ref.items():
+                col = cit.column(k).combine_chunks()
+                arr = col.indices.to_numpy() if hasattr(col, "indices") else col.to_numpy(zero_copy_only=False)
+                np.testing.assert_array_equal(arr, v, err_msg=f"{preset} {kernel} {k}")
+
+
+def test_the_log_encoded_as_it_grows_is_the_log_encoded_at_once(monkeypatch):
+    """Row groups are cut by row count alone: flushing after every day gives the bytes of one write."""
+    from scorelab import arrowio as aio
+
+    monkeypatch.setattr(tables, "ROW_GROUP", 1000)  # many flushes, a remainder carried between them
+    params, specs = _shards("rongcheng", n=6000, days=40)
+    raw = simulate_shard(params, specs[0])
+    enc = simulate_shard(params, specs[0], None, "numpy", tables=True)
+    cols = tables.event_columns(params, raw.ledger)
+    buf = io.BytesIO()
+    table = tables.events_arrow(params, cols)
+    pq.write_table(table, buf, row_group_size=1000, **aio.writer_options(table.schema))
+    assert len(cols["day"]) > 2000
+    assert enc.encoded["events"].tobytes() == buf.getvalue()
+    assert pq.ParquetFile(io.BytesIO(buf.getvalue())).metadata.num_row_groups == -(-len(cols["day"]) // 1000)
 
 
 def test_a_checkpoint_is_read_back_mapped_and_equal(tmp_path):
@@ -183,3 +217,26 @@ def test_pool_workers_checkpoint_their_own_shards(tmp_path):
     assert [r.index for r in pooled] == [0, 1, 2]
     assert _bytes(events_table(params, pooled)) == _bytes(events_table(params, local))
     assert _bytes(citizens_table(params, pooled)) == _bytes(citizens_table(params, local))
+
+
+def test_points_beyond_int32_after_row_groups_were_written(monkeypatch):
+    from scorelab.engine.events import KIND, EventLog
+
+    monkeypatch.setattr(tables, "ROW_GROUP", 100)
+    params, _ = _shards(n=3000, days=20)
+    ids = np.arange(50, dtype=np.int64)
+    w = tables.LedgerWriter(params, ids)
+    log = EventLog(1, 0, 0)
+    pts = []
+    for day in range(6):
+        p = np.full(50, -5 if day < 4 else 2**40 * (day - 3), dtype=np.int64)
+        log.emit("score", day, ids, rule=0, points=p)
+        pts.append(p)
+        w.maybe_flush(log)
+    data, rows, counts = w.finish(log)
+    got = pq.read_table(io.BytesIO(data.tobytes()))
+    assert rows == 300 and got.num_rows == 300 and str(got.schema.field("points").type) == "int64"
+    np.testing.assert_array_equal(got.column("points").to_numpy(), np.concatenate(pts))
+    np.testing.assert_array_equal(got.column("day").to_numpy(), np.repeat(np.arange(6), 50))
+    assert (got.column("kind").to_pylist() == ["score"] * 300) and KIND["score"] == 0
+    assert counts.sum() == (300 if params.scored[0] else 0)

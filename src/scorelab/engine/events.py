@@ -51,6 +51,7 @@ class EventLog:
     def __init__(self, keep: int, offset: int, no_sensor: int):
         self.keep, self.offset, self.no_sensor = keep, offset, no_sensor
         self.blocks: list[tuple] = []  # (n, day, citizen, kind, rule, points, sensor, false, target, until)
+        self.rows = 0  # events in blocks (a LedgerWriter empties them as it encodes: engine/tables.py)
 
     def kept(self, ids: np.ndarray) -> np.ndarray:
         """Bool mask of the ids whose events are kept."""
@@ -74,12 +75,14 @@ class EventLog:
             return np.array(v) if sel is None else np.asarray(v)[sel]  # a copy: callers may reuse their arrays
 
         citizen = (ids if sel is None else ids[sel]).astype(np.int64) + self.offset
+        self.rows += k
         self.blocks.append((k, t, citizen, KIND[kind], rule, col(points),
                             self.no_sensor if sensor is None else sensor, col(false), target, col(until)))
 
     def extend(self, t: int, citizen: np.ndarray, kind, rule, points, sensor, false, target, until) -> None:
         """A block of events already selected and typed per column (global citizen ids; engine/compiled.py)."""
         if len(citizen):
+            self.rows += len(citizen)
             self.blocks.append((len(citizen), t, citizen, kind, rule, points, sensor, false, target, until))
 
     def transitions(self, t: int, ids: np.ndarray, before: np.ndarray, after: np.ndarray, on: str, off: str,

@@ -210,9 +210,20 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
     """One shard through every day; ``kernel`` "numba" runs the day's stages compiled (compiled.py, the
     scenarios it covers; the same bytes), "walk" each citizen's run in one compiled pass (walk.py: the same
     model on its own random streams, so the same figures statistically), "numpy" through stages.py.
-    ``tables``: the ledger and citizens as the tables' columns (engine/tables.py), else as raw records."""
+    ``tables``: the ledger and citizens encoded as this shard's Parquet parts of events.parquet and
+    citizens.parquet (``result.encoded``; engine/tables.py), the log encoded as it grows; else raw records."""
     S = new_state(params, spec)
     attach_plugins(S)
+    writer = None
+    if S.keep and tables:
+        from .tables import LedgerWriter
+
+        writer, report = LedgerWriter(params, kept_ids(S)), progress
+
+        def progress(day: int) -> None:  # each day's end: the log is encoded once it holds a row group
+            writer.maybe_flush(S.log)
+            if report is not None:
+                report(day)
     compiled_ran = False
     if kernel == "numba":  # the same stages compiled (compiled.py): the same bytes
         from .compiled import run_days
@@ -233,12 +244,14 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
     for hook in S.hooks.get("finish", ()):
         hook(S)
     result = ShardResult(spec.index, S.sizes, S.metrics, S.snap_days, S.hist)
-    if S.keep and tables:  # straight from the log's blocks into the tables' columns: no raw copy
-        from .tables import citizen_columns, log_columns
+    if writer is not None:
+        from .. import arrowio as aio
+        from .tables import citizen_columns, citizens_arrow
 
-        result.ledger = log_columns(params, S.log)
-        S.log.blocks = []
-        result.citizens = citizen_columns(params, citizens(S), result.ledger)
+        events, rows, counts = writer.finish(S.log)
+        cit = citizen_columns(params, citizens(S), counts=counts)
+        result.encoded = {"events": events, "citizens": aio.parquet_bytes(citizens_arrow(params, cit))}
+        result.rows = {"events": rows, "citizens": len(cit["citizen"])}
         result.prepared = True
     elif S.keep:
         result.ledger = S.log.arrays()
@@ -246,13 +259,22 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
     return result
 
 
+def kept_ids(S: ShardState) -> np.ndarray:
+    """Global ids of the shard's kept citizens (every keep-th global id)."""
+    return _kept_local(S) + S.offset
+
+
+def _kept_local(S: ShardState) -> np.ndarray:
+    ids = np.arange(S.n, dtype=np.int64)
+    if S.keep > 1:
+        ids = ids[(-S.offset) % S.keep::S.keep]
+    return ids
+
+
 def citizens(S: ShardState) -> dict[str, np.ndarray]:
     """The kept citizens' final records (every keep-th global id)."""
-    P, keep = S.P, S.keep
-    ids = np.arange(S.n, dtype=np.int64)
-    if keep > 1:
-        first = (-S.offset) % keep
-        ids = ids[first::keep]
+    P = S.P
+    ids = _kept_local(S)
     score, listed = S.score, S.listed
     R = len(P.restriction_names)
     fin_r = P.restricted(score[ids], [bl[ids] for bl in listed], P.days - 1)

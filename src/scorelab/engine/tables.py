@@ -160,9 +160,28 @@ def citizen_dictionaries(params: Params) -> dict[str, list[str]]:
     return {"group": list(params.groups), "grade": list(params.grade_names) or ["-"]}
 
 
-def citizen_columns(params: Params, c: dict[str, np.ndarray], events: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def event_counts(params: Params, ids: np.ndarray, events: dict[str, np.ndarray]) -> np.ndarray:
+    """[len(ids), W] int64: per kept citizen, how many score events of each scored behaviour were true
+    attributions (one column per scored behaviour, in order) and, last, how many false attributions took
+    points (wrongful penalties). One bincount of (citizen row, column); ``events``: `event_columns` of
+    (part of) these citizens' log, so counts of several parts add up."""
+    scored = [b for b in range(len(params.behaviours)) if params.scored[b]]
+    W = len(scored) + 1
+    # column of a score event by (rule, false attribution, points < 0); -1 counts nowhere
+    lut = np.full((len(rule_names(params)), 2, 2), -1, dtype=np.int32)
+    lut[scored, 0, :] = np.arange(len(scored))[:, None]
+    lut[:, 1, 1] = W - 1
+    col = lut.reshape(-1)[events["rule"] * 4 + events["false_attribution"] * 2 + (events["points"] < 0)]
+    ok = (col >= 0) & (events["kind"] == KIND["score"])
+    key = positions(ids, events["citizen"][ok]) * W + col[ok]
+    return np.bincount(key, minlength=len(ids) * W).reshape(len(ids), W)
+
+
+def citizen_columns(params: Params, c: dict[str, np.ndarray], events: dict[str, np.ndarray] | None = None,
+                    counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The kept citizens' records (kernel.citizens) as citizens.parquet's columns, in the table's order,
-    with their event counts read from ``events`` (`event_columns` of the same citizens' log)."""
+    with their event counts: ``counts`` (`event_counts`), or read from ``events`` (`event_columns` of the
+    same citizens' whole log)."""
     ids = c["citizen"].astype(np.int64, copy=False)
     keys = list(c)
     cols: dict[str, np.ndarray] = {
@@ -176,22 +195,13 @@ def citizen_columns(params: Params, c: dict[str, np.ndarray], events: dict[str, 
     for k in keys:
         if k.startswith(("restricted_", "listed_until_")) or k == "blacklisted_until":
             cols[k] = c[k]
-    # per-citizen event counts, from the score events (which cover exactly these citizens): one bincount
-    # of (citizen row, column), the columns being each scored behaviour's observations (true attributions)
-    # and, last, the wrongful penalties (false attributions that took points)
+    if counts is None:
+        counts = event_counts(params, ids, events)
+    counts = counts.astype(np.int32)
     scored = [b for b in range(len(params.behaviours)) if params.scored[b]]
-    W = len(scored) + 1
-    # column of a score event by (rule, false attribution, points < 0); -1 counts nowhere
-    lut = np.full((len(rule_names(params)), 2, 2), -1, dtype=np.int32)
-    lut[scored, 0, :] = np.arange(len(scored))[:, None]
-    lut[:, 1, 1] = W - 1
-    col = lut.reshape(-1)[events["rule"] * 4 + events["false_attribution"] * 2 + (events["points"] < 0)]
-    ok = (col >= 0) & (events["kind"] == KIND["score"])
-    key = positions(ids, events["citizen"][ok]) * W + col[ok]
-    counts = np.bincount(key, minlength=len(ids) * W).reshape(len(ids), W).astype(np.int32)
     for j, b in enumerate(scored):
         cols[f"observed_{params.behaviours[b]}"] = np.ascontiguousarray(counts[:, j])
-    cols["wrongful_penalties"] = np.ascontiguousarray(counts[:, W - 1])
+    cols["wrongful_penalties"] = np.ascontiguousarray(counts[:, -1])
     cols["true_misconduct"] = c["true_misconduct"].astype(np.int32)
     if "misconduct_severity" in c:
         cols["misconduct_severity"] = c["misconduct_severity"].astype(np.float32)
@@ -201,6 +211,92 @@ def citizen_columns(params: Params, c: dict[str, np.ndarray], events: dict[str, 
         elif k.startswith("x_"):  # mechanism state (household, sub-scores, rating, ...)
             cols[k[2:]] = c[k]
     return cols
+
+
+ROW_GROUP = 1 << 20  # rows per row group of events.parquet (pyarrow's default)
+
+
+class LedgerWriter:
+    """A shard's event log encoded as it grows: once the log holds a row group's worth of events, they are
+    turned into events.parquet's columns (`log_columns`), counted for the citizens table and written as
+    whole row groups of ROW_GROUP rows into an in-memory Parquet file; the log is emptied. A dense shard
+    (a lender's loan every other day for every citizen) then holds one row group of columns and its
+    compressed Parquet, not every event. The row groups are cut by row count alone, as one write of the
+    whole log would cut them: the same bytes whenever the flushes happen."""
+
+    def __init__(self, params: Params, ids: np.ndarray):
+        import pyarrow as pa
+
+        self.params, self.ids = params, ids
+        self.counts = np.zeros((len(ids), sum(1 for b in range(len(params.behaviours)) if params.scored[b]) + 1),
+                               dtype=np.int64)
+        self.sink = pa.BufferOutputStream()
+        self.writer = None
+        self.wide = False
+        self.rows = 0
+        self.pending: dict[str, np.ndarray] | None = None
+
+    def maybe_flush(self, log) -> None:
+        if log.rows >= ROW_GROUP:
+            self.flush(log)
+
+    def flush(self, log, final: bool = False) -> None:
+        if log.rows:
+            cols = log_columns(self.params, log)
+            log.blocks, log.rows = [], 0
+            self.counts += event_counts(self.params, self.ids, cols)
+            if self.pending is not None:
+                cols = {k: np.concatenate([self.pending[k], v]) if self.pending[k].dtype == v.dtype else
+                        np.concatenate([self.pending[k].astype(np.int64), v.astype(np.int64)])
+                        for k, v in cols.items()}
+            self.pending = cols
+        if self.pending is None:
+            return
+        n = len(self.pending["day"])
+        cut = n if final else n - n % ROW_GROUP
+        if cut:
+            self._write({k: v[:cut] for k, v in self.pending.items()})
+            self.pending = {k: v[cut:].copy() for k, v in self.pending.items()} if cut < n else None
+
+    def _write(self, cols: dict[str, np.ndarray]) -> None:
+        import pyarrow.parquet as pq
+
+        from .. import arrowio as aio
+
+        if cols["points"].dtype == np.int64 and not self.wide:
+            self._widen()
+        if self.wide:
+            cols = {**cols, "points": cols["points"].astype(np.int64, copy=False)}
+        table = events_arrow(self.params, cols)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.sink, table.schema, **aio.writer_options(table.schema))
+        self.writer.write_table(table, row_group_size=ROW_GROUP)
+        self.rows += len(cols["day"])
+
+    def _widen(self) -> None:
+        """A value of points beyond int32: what was written is read back and written again with int64 points."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.wide = True
+        if self.writer is None:
+            return
+        self.writer.close()
+        old = pq.read_table(pa.BufferReader(self.sink.getvalue()))
+        self.writer, self.sink, self.rows = None, pa.BufferOutputStream(), 0
+        cols = {k: np.asarray(old.column(k).combine_chunks().indices if k in event_names(self.params)
+                              else old.column(k).to_numpy()) for k in EVENT_COLUMNS}
+        self._write(cols)
+
+    def finish(self, log) -> tuple[np.ndarray, int, np.ndarray]:
+        """The whole shard's events.parquet part (uint8), its rows, and the citizens' event counts."""
+        from .. import arrowio as aio
+
+        self.flush(log, final=True)
+        if self.writer is None:  # no event at all: the empty table, as one write of an empty log gives
+            return aio.parquet_bytes(events_arrow(self.params, event_columns(self.params, empty_raw()))), 0, self.counts
+        self.writer.close()
+        return np.frombuffer(self.sink.getvalue(), dtype=np.uint8), self.rows, self.counts
 
 
 def _dict(codes: np.ndarray, names: list[str]):
