@@ -103,24 +103,34 @@ def _empty(params: Params, name: str) -> pa.Table:
     return tables.events_arrow(params, tables.event_columns(params, tables.empty_raw()))
 
 
+SMALL_PART = 1 << 16  # parts of fewer rows than this on average are decoded and written as one table
+
+
 def write_detail(params: Params, results: list[ShardResult], name: str, path: Path) -> int:
     """events.parquet or citizens.parquet: the shards' Parquet parts joined into one file, in shard order,
     without decoding a page (parquetcat.py). Returns the number of rows. Parts whose schemas differ (one
-    shard's points too wide for int32) are decoded, widened and written anew."""
-    parts = [r.encoded[name] for r in prepare_detail(params, results) if r.rows.get(name)]
+    shard's points too wide for int32) are decoded, widened and written anew; so are many small parts (a
+    sample of a national run: a thousand shards of a few hundred kept citizens), which would otherwise
+    leave a row group per shard."""
+    done = [r for r in prepare_detail(params, results) if r.rows.get(name)]
+    parts = [r.encoded[name] for r in done]
     if not parts:
         write_parquet(_empty(params, name), path)
         return 0
-    try:
-        with open(path, "wb") as f:
-            return parquetcat.join(parts, f)
-    except parquetcat.SchemaMismatch:
-        read = [pq.read_table(pa.BufferReader(p)) for p in parts]
-        wide = [t.set_column(t.schema.get_field_index("points"), "points", t.column("points").cast(pa.int64()))
-                if name == "events" else t for t in read]
-        table = pa.concat_tables(wide)
-        write_parquet(table, path)
-        return table.num_rows
+    small = len(parts) > 1 and sum(r.rows[name] for r in done) < SMALL_PART * len(parts)
+    if not small:  # (many small parts, a national run's sample, would leave a row group per shard)
+        try:
+            with open(path, "wb") as f:
+                return parquetcat.join(parts, f)
+        except parquetcat.SchemaMismatch:
+            pass
+    read = [pq.read_table(pa.BufferReader(p)) for p in parts]
+    if name == "events" and len({t.schema.field("points").type for t in read}) > 1:
+        read = [t.set_column(t.schema.get_field_index("points"), "points", t.column("points").cast(pa.int64()))
+                for t in read]
+    table = pa.concat_tables(read)
+    write_parquet(table, path)
+    return table.num_rows
 
 
 def read_detail(params: Params, results: list[ShardResult], name: str) -> pa.Table:

@@ -240,3 +240,20 @@ def test_points_beyond_int32_after_row_groups_were_written(monkeypatch):
     np.testing.assert_array_equal(got.column("day").to_numpy(), np.repeat(np.arange(6), 50))
     assert (got.column("kind").to_pylist() == ["score"] * 300) and KIND["score"] == 0
     assert counts.sum() == (300 if params.scored[0] else 0)
+
+
+def test_many_small_parts_are_written_as_one_table(monkeypatch, tmp_path):
+    """A sample spread thin over many shards is decoded and written once (full row groups), with the rows
+    the join would have given."""
+    import scorelab.store as store
+
+    params, specs = _shards(n=6000, days=30)
+    rs = run_shards(params, specs)
+    monkeypatch.setattr(store, "SMALL_PART", 0)  # always joined
+    joined = events_table(params, rs)
+    assert pq.ParquetFile(io.BytesIO(rs[0].encoded["events"].tobytes())).metadata.num_row_groups == 1
+    monkeypatch.setattr(store, "SMALL_PART", 10**9)  # always decoded and written once
+    store.write_detail(params, rs, "events", tmp_path / "e.parquet")
+    once = pq.ParquetFile(tmp_path / "e.parquet")
+    assert once.metadata.num_row_groups == 1 and joined.num_rows == once.metadata.num_rows
+    assert once.read().equals(joined)
