@@ -20,7 +20,7 @@ from .config.loader import ConfigError, load_scenario, short
 from .config.models import Scenario
 from .engine.outputs import declared
 from .engine.params import Params, compile_params
-from .engine import cluster, compiled, runner  # cluster imports distributed only when a scheduler is given
+from .engine import cluster, compiled, runner, tables  # cluster imports distributed only when a scheduler is given
 from .engine.checkpoint import check_shards, finished_shards, load_plan, load_shard, partial_dir, save_plan
 from .engine.runner import Detail, default_workers, merge_metrics, plan_detail, plan_shards, run_shards
 from .store import (
@@ -76,9 +76,14 @@ def estimate_memory(params: Params, detail: Detail, workers: int) -> int:
     kept = 0 if detail.mode == "none" else math.ceil(N / detail.stride)
     per_day = params.expected_events_per_citizen_day()
     rows = kept * params.days * (per_day + sum(p.extra_rows(c, per_day) for p, c in params.plugins))
-    # per kept row: the workers' event arrays (32 bytes), their copy received here, the concatenated log, the
-    # Arrow table and Parquet's buffers: 135 bytes per row measured (lending, 1 M x 120: 131 M rows, 17.8 GB peak)
-    ledger = rows * 140
+    # the kept rows are encoded as they grow (engine/tables.py): a worker holds at most two row groups of
+    # blocks and columns (~80 bytes a row), and every kept row ends as its compressed Parquet (a few bytes;
+    # 8 allowed) in the workers' parts and the files mapped here. The per-citizen walk (scenarios without
+    # plugins) holds its shard's rows (72 bytes each) until the shard ends.
+    shards = math.ceil(N / shard)
+    per_shard_rows = rows / shards
+    buffered = min(per_shard_rows, 2 * tables.ROW_GROUP) * 80 + (0 if params.plugins else per_shard_rows * 72)
+    ledger = rows * 8 + in_flight * buffered
     citizens = kept * (48 + 4 * params.n_behaviours) * 3
     return int(in_flight * per_shard + ledger + citizens + 200e6)
 

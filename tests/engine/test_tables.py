@@ -257,3 +257,17 @@ def test_many_small_parts_are_written_as_one_table(monkeypatch, tmp_path):
     once = pq.ParquetFile(tmp_path / "e.parquet")
     assert once.metadata.num_row_groups == 1 and joined.num_rows == once.metadata.num_rows
     assert once.read().equals(joined)
+
+
+def test_the_memory_estimate_counts_the_ledger_as_it_is_kept():
+    """The log is encoded as it grows, so a dense ledger costs its compressed bytes, not its events in
+    memory: lending at 2 M x 120 with every citizen kept (260 M events) is planned at a few GiB, where the
+    event arrays alone would be 8 GiB; a ledger of ten billion citizens is still refused up front."""
+    from scorelab import api
+
+    def need(preset, n, days, ledger):
+        p = compile_params(load(preset, population=n, days=days))
+        return api.estimate_memory(p, plan_detail(n, ledger), 2)
+
+    assert need("lending", 2_000_000, 120, "all") < 4 * 2**30
+    assert need("rr1", 9_000_000_000, 365, "all") > 1000 * 2**30

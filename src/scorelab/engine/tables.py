@@ -14,13 +14,15 @@ call of `simulate_shard`) is prepared by store.py in the main process, with the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .events import KIND, KINDS
-from .kernel import ShardResult
 from .params import Params
+
+if TYPE_CHECKING:  # kernel.py imports this module (LedgerWriter) while a shard runs
+    from .kernel import ShardResult
 
 EVENT_COLUMNS = ("day", "citizen", "kind", "rule", "points", "sensor", "false_attribution", "target", "until")
 EVENT_DICTIONARIES = ("kind", "rule", "sensor", "target")  # int32 codes into `event_names`
@@ -116,10 +118,9 @@ def log_columns(params: Params, log) -> dict[str, np.ndarray]:
     codes = _Codes(params)
     blocks = log.blocks
     total = sum(b[0] for b in blocks)
-    wide = any(_wide(b[5]) for b in blocks)
     dtypes = {"day": np.int32, "citizen": np.int64, "kind": np.int32, "rule": np.int32,
-              "points": np.int64 if wide else np.int32, "sensor": np.int32, "false_attribution": bool,
-              "target": np.int32, "until": np.int32}
+              "points": np.int64, "sensor": np.int32, "false_attribution": bool,
+              "target": np.int32, "until": np.int32}  # points narrowed below, once, where they fit
     out = {c: np.empty(total, dtype=dtypes[c]) for c in EVENT_COLUMNS}
     day, cit, kind, rule, pts, sen, false, tgt, until = (out[c] for c in EVENT_COLUMNS)
     at = 0
@@ -135,6 +136,8 @@ def log_columns(params: Params, log) -> dict[str, np.ndarray]:
         tgt[sl] = codes.target(k, g)
         until[sl] = u
         at += n
+    if not _wide(pts):
+        out["points"] = pts.astype(np.int32)
     return out
 
 
