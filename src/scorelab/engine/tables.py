@@ -285,7 +285,7 @@ class LedgerWriter:
         if self.writer is None:
             return
         self.writer.close()
-        old = pq.read_table(pa.BufferReader(self.sink.getvalue()))
+        old = pq.ParquetFile(pa.BufferReader(self.sink.getvalue())).read()
         self.writer, self.sink, self.rows = None, pa.BufferOutputStream(), 0
         cols = {k: np.asarray(old.column(k).combine_chunks().indices if k in event_names(self.params)
                               else old.column(k).to_numpy()) for k in EVENT_COLUMNS}
