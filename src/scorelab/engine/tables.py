@@ -237,59 +237,59 @@ class LedgerWriter:
         self.writer = None
         self.wide = False
         self.rows = 0
-        self.pending: dict[str, np.ndarray] | None = None
+        self.pending = None  # Arrow table: rows encoded into columns, not yet a whole row group
 
     def maybe_flush(self, log) -> None:
         if log.rows >= ROW_GROUP:
             self.flush(log)
 
     def flush(self, log, final: bool = False) -> None:
+        import pyarrow as pa
+
         if log.rows:
             cols = log_columns(self.params, log)
             log.blocks, log.rows = [], 0
             self.counts += event_counts(self.params, self.ids, cols)
-            if self.pending is not None:
-                cols = {k: np.concatenate([self.pending[k], v]) if self.pending[k].dtype == v.dtype else
-                        np.concatenate([self.pending[k].astype(np.int64), v.astype(np.int64)])
-                        for k, v in cols.items()}
-            self.pending = cols
+            if cols["points"].dtype == np.int64 and not self.wide:
+                self._widen()
+            if self.wide:
+                cols["points"] = cols["points"].astype(np.int64, copy=False)
+            table = events_arrow(self.params, cols)
+            # the remainder and the new rows as chunks of one table (no copy; the same bytes when written)
+            self.pending = table if self.pending is None else pa.concat_tables([self.pending, table])
         if self.pending is None:
             return
-        n = len(self.pending["day"])
+        n = self.pending.num_rows
         cut = n if final else n - n % ROW_GROUP
         if cut:
-            self._write({k: v[:cut] for k, v in self.pending.items()})
-            self.pending = {k: v[cut:].copy() for k, v in self.pending.items()} if cut < n else None
+            self._write(self.pending.slice(0, cut))
+            self.pending = self.pending.slice(cut) if cut < n else None
 
-    def _write(self, cols: dict[str, np.ndarray]) -> None:
+    def _write(self, table) -> None:
         import pyarrow.parquet as pq
 
         from .. import arrowio as aio
 
-        if cols["points"].dtype == np.int64 and not self.wide:
-            self._widen()
-        if self.wide:
-            cols = {**cols, "points": cols["points"].astype(np.int64, copy=False)}
-        table = events_arrow(self.params, cols)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.sink, table.schema, **aio.writer_options(table.schema))
         self.writer.write_table(table, row_group_size=ROW_GROUP)
-        self.rows += len(cols["day"])
+        self.rows += table.num_rows
 
     def _widen(self) -> None:
-        """A value of points beyond int32: what was written is read back and written again with int64 points."""
+        """A value of points beyond int32: what was written is read back and written again with int64
+        points, and the rows not yet written are widened too."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self.wide = True
+        if self.pending is not None:
+            self.pending = _wide_points(self.pending)
         if self.writer is None:
             return
         self.writer.close()
-        old = pq.ParquetFile(pa.BufferReader(self.sink.getvalue())).read()
+        old = pq.ParquetFile(pa.BufferReader(self.sink.getvalue())).read().replace_schema_metadata(None)
         self.writer, self.sink, self.rows = None, pa.BufferOutputStream(), 0
-        cols = {k: np.asarray(old.column(k).combine_chunks().indices if k in event_names(self.params)
-                              else old.column(k).to_numpy()) for k in EVENT_COLUMNS}
-        self._write(cols)
+        self._write(_wide_points(old))
 
     def finish(self, log) -> tuple[np.ndarray, int, np.ndarray]:
         """The whole shard's events.parquet part (uint8), its rows, and the citizens' event counts."""
@@ -300,6 +300,13 @@ class LedgerWriter:
             return aio.parquet_bytes(events_arrow(self.params, event_columns(self.params, empty_raw()))), 0, self.counts
         self.writer.close()
         return np.frombuffer(self.sink.getvalue(), dtype=np.uint8), self.rows, self.counts
+
+
+def _wide_points(table):
+    import pyarrow as pa
+
+    i = table.schema.get_field_index("points")
+    return table.set_column(i, "points", table.column("points").cast(pa.int64()))
 
 
 def _dict(codes: np.ndarray, names: list[str]):
