@@ -78,6 +78,7 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return out
 
 
+ROW_GROUP = 1 << 20  # rows per row group (pyarrow's default since 15, said here so it cannot move)
 DELTA_COLUMNS = ("day", "citizen")  # sorted or nearly (events by day, then citizens in blocks): small deltas
 
 
@@ -98,7 +99,7 @@ def write_parquet(table: pa.Table, where) -> None:
     """A table as Parquet (a path or a writable file), with the options of every table of a run."""
     import pyarrow.parquet as pq
 
-    pq.write_table(table, where, **writer_options(table.schema))
+    pq.write_table(table, where, row_group_size=ROW_GROUP, **writer_options(table.schema))
 
 
 def parquet_bytes(table: pa.Table) -> np.ndarray:

@@ -1,15 +1,14 @@
-"""A shard's rows of the events and citizens tables, built where the shard ran.
+"""A shard's rows of the events and citizens tables, built and encoded where the shard ran.
 
-A worker that finishes a shard turns its raw event log (engine/events.py: small codes in the kernel's
-namespaces) and its kept citizens' records into the tables' final columns: the dictionary codes of
-events.parquet and citizens.parquet, the per-citizen event counts, the final dtypes. The main process
-then only lays the shards' columns end to end (store.py: one Arrow chunk per shard, the same Parquet
-bytes as one concatenated column), so the conversion runs on every core at once, and no raw copy of a
-large log is concatenated, converted and held there beside the table.
+While a shard runs, its event log (engine/events.py: blocks of small codes in the kernel's namespaces)
+is turned into events.parquet's columns a row group at a time (`LedgerWriter`: dictionary codes, final
+dtypes), counted for the citizens table and encoded into the shard's Parquet part in memory; at the end
+its kept citizens' records become citizens.parquet's columns and part. The main process only joins the
+parts (store.py, parquetcat.py), so the tables are built on every core at once, and no shard's events are
+ever held whole, copied or converted there.
 
-`prepare` is idempotent: a result already prepared, or one whose ledger is empty, is left as it is. A
-result that was not prepared (the JAX backend's, a checkpoint written by an earlier version, a direct
-call of `simulate_shard`) is prepared by store.py in the main process, with the same functions.
+`prepare` does the same for a result that comes back raw (the JAX backend's, a checkpoint written by an
+earlier version, a direct call of `simulate_shard`), in the main process; it is a no-op once done.
 """
 
 from __future__ import annotations
@@ -17,7 +16,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from .. import arrowio as aio
 from .events import KIND, KINDS
 from .params import Params
 
@@ -25,7 +27,6 @@ if TYPE_CHECKING:  # kernel.py imports this module (LedgerWriter) while a shard 
     from .kernel import ShardResult
 
 EVENT_COLUMNS = ("day", "citizen", "kind", "rule", "points", "sensor", "false_attribution", "target", "until")
-EVENT_DICTIONARIES = ("kind", "rule", "sensor", "target")  # int32 codes into `event_names`
 
 _TARGET_KIND = {"list_start": "list", "list_extend": "list", "list_remove": "list", "list_expire": "list",
                 "restrict_on": "restriction", "restrict_off": "restriction", "reach_on": "restriction",
@@ -216,7 +217,7 @@ def citizen_columns(params: Params, c: dict[str, np.ndarray], events: dict[str, 
     return cols
 
 
-ROW_GROUP = 1 << 20  # rows per row group of events.parquet (pyarrow's default)
+ROW_GROUP = aio.ROW_GROUP  # rows per row group of events.parquet, as every table is written
 
 
 class LedgerWriter:
@@ -228,8 +229,6 @@ class LedgerWriter:
     whole log would cut them: the same bytes whenever the flushes happen."""
 
     def __init__(self, params: Params, ids: np.ndarray):
-        import pyarrow as pa
-
         self.params, self.ids = params, ids
         self.counts = np.zeros((len(ids), sum(1 for b in range(len(params.behaviours)) if params.scored[b]) + 1),
                                dtype=np.int64)
@@ -244,8 +243,6 @@ class LedgerWriter:
             self.flush(log)
 
     def flush(self, log, final: bool = False) -> None:
-        import pyarrow as pa
-
         if log.rows:
             cols = log_columns(self.params, log)
             log.blocks, log.rows = [], 0
@@ -266,10 +263,6 @@ class LedgerWriter:
             self.pending = self.pending.slice(cut) if cut < n else None
 
     def _write(self, table) -> None:
-        import pyarrow.parquet as pq
-
-        from .. import arrowio as aio
-
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.sink, table.schema, **aio.writer_options(table.schema))
         self.writer.write_table(table, row_group_size=ROW_GROUP)
@@ -278,9 +271,6 @@ class LedgerWriter:
     def _widen(self) -> None:
         """A value of points beyond int32: what was written is read back and written again with int64
         points, and the rows not yet written are widened too."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         self.wide = True
         if self.pending is not None:
             self.pending = _wide_points(self.pending)
@@ -293,8 +283,6 @@ class LedgerWriter:
 
     def finish(self, log) -> tuple[np.ndarray, int, np.ndarray]:
         """The whole shard's events.parquet part (uint8), its rows, and the citizens' event counts."""
-        from .. import arrowio as aio
-
         self.flush(log, final=True)
         if self.writer is None:  # no event at all: the empty table, as one write of an empty log gives
             return aio.parquet_bytes(events_arrow(self.params, event_columns(self.params, empty_raw()))), 0, self.counts
@@ -303,32 +291,22 @@ class LedgerWriter:
 
 
 def _wide_points(table):
-    import pyarrow as pa
-
     i = table.schema.get_field_index("points")
     return table.set_column(i, "points", table.column("points").cast(pa.int64()))
 
 
 def _dict(codes: np.ndarray, names: list[str]):
-    import pyarrow as pa
-
-    from .. import arrowio as aio
-
     return pa.DictionaryArray.from_arrays(aio.array(codes.astype(np.int32, copy=False)), aio.strings(list(names)))
 
 
 def events_arrow(params: Params, cols: dict[str, np.ndarray]):
     """events.parquet's rows of one shard (`event_columns`) as an Arrow table."""
-    from .. import arrowio as aio
-
     names = event_names(params)
     return aio.table({k: _dict(cols[k], names[k]) if k in names else aio.array(cols[k]) for k in EVENT_COLUMNS})
 
 
 def citizens_arrow(params: Params, cols: dict[str, np.ndarray]):
     """citizens.parquet's rows of one shard (`citizen_columns`) as an Arrow table."""
-    from .. import arrowio as aio
-
     names = citizen_dictionaries(params)
     return aio.table({k: _dict(v, names[k]) if k in names else aio.array(v) for k, v in cols.items()})
 
@@ -337,8 +315,6 @@ def prepare(params: Params, r: ShardResult) -> ShardResult:
     """Turn ``r``'s raw ledger and citizens into the tables' columns, then encode them as this shard's
     Parquet parts (``r.encoded``; the columns are let go). In place; returns ``r``; a no-op once done, and
     for a shard without per-citizen detail."""
-    from .. import arrowio as aio
-
     if r.encoded or not r.citizens:
         return r
     if not r.prepared:
