@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .params import MAX_COUNT
+from .sampling import keep
 from .state import Day, ShardState
 
 
@@ -78,7 +79,7 @@ def behave(S: ShardState, D: Day) -> None:
                     m *= np.interp(s, xs, ys)
             p_i = np.minimum(1.0, P.rate[b][grp] * m)
             ok = u_acc * P.pmax[b][grp] < p_i
-            ids, grp, u_obs = ids[ok], grp[ok], u_obs[ok]
+            ids, grp, u_obs = keep(ok, ids, grp, u_obs)
         for gate in S.gates.get(b, ()):
             ids, grp, u_obs = gate(b, ids, grp, u_obs, S, t)
         D.true_ids.append(ids)
@@ -102,14 +103,11 @@ def observe(S: ShardState, D: Day) -> None:
             for r, factor in P.targeting[b]:
                 on = S.restricted_at_start(r, ids, t)
                 det_i[on] = np.minimum(1.0, det_i[on] * factor)
-            seen = u_obs < det_i
-            ids, grp = ids[seen], grp[seen]
+            ids, grp = keep(u_obs < det_i, ids, grp)
         elif P.detection_kind(b) == 1:
-            seen = u_obs < det[grp]
-            ids, grp = ids[seen], grp[seen]
+            ids, grp = keep(u_obs < det[grp], ids, grp)
         elif P.detection_kind(b) == 2:
-            seen = det[grp] > 0
-            ids, grp = ids[seen], grp[seen]
+            ids, grp = keep(det[grp] > 0, ids, grp)
         S.metrics[f"observed_{P.behaviours[b]}"][t] += np.bincount(grp, minlength=G)
         D.obs.append((b, ids, False))
     for k, f in enumerate(P.false_sources):

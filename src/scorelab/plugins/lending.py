@@ -52,6 +52,7 @@ from pydantic import Field, model_validator
 
 from ..config.limits import SCORE_LIMIT
 from ..config.strict import StrictModel
+from ..engine.sampling import keep
 from .base import Mechanism, Metric
 
 _Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
@@ -277,7 +278,7 @@ class Lending(Mechanism):
             ok &= self.seen[b][ids] < t - days
         m[f"loans_refused_score_{n}"][t] += np.bincount(grp[~by_score], minlength=S.G)
         m[f"loans_refused_records_{n}"][t] += np.bincount(grp[by_score & ~ok], minlength=S.G)
-        ids, grp, u, score = ids[ok], grp[ok], u[ok], score[ok]
+        ids, grp, u, score = keep(ok, ids, grp, u, score)
         if not len(ids):
             return
         p = np.empty(len(ids))

@@ -142,10 +142,11 @@ class Peer(Mechanism):
         given = np.clip(np.rint(impression + lean), 1, 5)
         weight = (r_rater if c.rater_weighting else 1.0) * np.where(incident, c.incident_factor, 1.0)
         g = S.group_of(rater)
-        S.metrics["interactions"][t] += np.bincount(g, minlength=S.G)
+        ratings = np.bincount(g, minlength=S.G)  # ratings given per group: every mean's weight
+        S.metrics["interactions"][t] += ratings
         for name, v in (("fakeness", given - honest), ("stars_given", given), ("stars_honest", honest)):
             S.metrics[f"{name}.num"][t] += np.bincount(g, weights=v, minlength=S.G)
-            S.metrics[f"{name}.den"][t] += np.bincount(g, minlength=S.G)
+            S.metrics[f"{name}.den"][t] += ratings
         recv, stars, w = [ratee], [given], [weight]
         if c.assoc_weight > 0:
             low = r_ratee < c.assoc_below  # onlookers mark down whoever is seen with a low-rated person
