@@ -80,16 +80,6 @@ def distribution_table(params: Params, results: list[ShardResult]) -> pa.Table:
     })
 
 
-def rule_names(params: Params) -> list[str]:
-    """Names of the event log's rule codes (engine/tables.py)."""
-    return tables.rule_names(params)
-
-
-def target_names(params: Params) -> tuple[list[str], dict[str, int]]:
-    """Names of what an event acts on, and each kind's offset in the raw ``target`` namespace (engine/tables.py)."""
-    return tables.target_names(params)
-
-
 def prepare_detail(params: Params, results: list[ShardResult]) -> list[ShardResult]:
     """The shards with per-citizen detail, each encoded as its Parquet parts of events.parquet and
     citizens.parquet (in the worker that ran it, engine/tables.py; here for a result that was not: the JAX

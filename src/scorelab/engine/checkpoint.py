@@ -80,7 +80,7 @@ def check_shards(stage: Path, shards: dict[int, Path], expected: int) -> None:
 
 
 def save_shard(stage: Path, r: ShardResult) -> Path:
-    arrays = {"sizes": r.group_sizes, "hist": r.hist, "hist_days": r.hist_days, "prepared": np.array(r.prepared)}
+    arrays = {"sizes": r.group_sizes, "hist": r.hist, "hist_days": r.hist_days}
     arrays.update({f"m:{k}": v for k, v in r.metrics.items()})
     arrays.update({f"l:{k}": v for k, v in r.ledger.items()})
     arrays.update({f"c:{k}": v for k, v in r.citizens.items()})
@@ -140,8 +140,7 @@ def load_shard(path: Path, mapped: bool = False) -> ShardResult:
                     {k[2:]: v for k, v in data.items() if k.startswith("m:")}, data["hist_days"], data["hist"])
     r.ledger = {k[2:]: v for k, v in data.items() if k.startswith("l:")}
     r.citizens = {k[2:]: v for k, v in data.items() if k.startswith("c:")}
-    r.prepared = bool(data["prepared"]) if "prepared" in data else False  # an earlier version's: raw records
-    r.encoded = {k[2:]: v for k, v in data.items() if k.startswith("p:")}
+    r.encoded = {k[2:]: v for k, v in data.items() if k.startswith("p:")}  # none in an earlier version's: raw
     r.rows = {k[2:]: int(v) for k, v in data.items() if k.startswith("r:")}
     return r
 

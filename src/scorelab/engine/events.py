@@ -98,11 +98,11 @@ class EventLog:
             self.emit(off, t, ids[down], target=target)
 
     def __len__(self) -> int:
-        return sum(b[0] for b in self.blocks)
+        return self.rows
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The typed columns, in emission order."""
-        total = len(self)
+        total = self.rows
         out = {c: np.empty(total, dtype=DTYPES[c]) for c in COLUMNS}
         cols = [out[c] for c in COLUMNS]
         at = 0

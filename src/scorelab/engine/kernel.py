@@ -39,11 +39,15 @@ class ShardResult:
     hist: np.ndarray  # [S, G, H] counts per score bin
     ledger: dict[str, np.ndarray] = field(default_factory=dict)
     citizens: dict[str, np.ndarray] = field(default_factory=dict)
-    prepared: bool = False  # ledger and citizens hold the tables' columns (engine/tables.py), not raw records
     # "events" / "citizens": this shard's rows of that table encoded as a whole Parquet file (uint8), and
-    # their row counts; once encoded, ledger and citizens are emptied (engine/tables.py `prepare`)
+    # their row counts; once encoded, ledger and citizens are empty (engine/tables.py `prepare`)
     encoded: dict[str, np.ndarray] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def prepared(self) -> bool:
+        """The per-citizen detail is encoded as the tables' Parquet parts (else raw records, or none)."""
+        return bool(self.encoded)
 
 
 def hist_lo(params: Params) -> int:
@@ -252,7 +256,6 @@ def simulate_shard(params: Params, spec: ShardSpec, progress: Callable[[int], No
         cit = citizen_columns(params, citizens(S), counts=counts)
         result.encoded = {"events": events, "citizens": aio.parquet_bytes(citizens_arrow(params, cit))}
         result.rows = {"events": rows, "citizens": len(cit["citizen"])}
-        result.prepared = True
     elif S.keep:
         result.ledger = S.log.arrays()
         result.citizens = citizens(S)

@@ -20,7 +20,6 @@ import numpy as np
 
 from .kernel import ShardResult, ShardSpec, simulate_shard
 from .checkpoint import load_shard, save_shard
-from .tables import prepare
 from .params import Params
 from .workers import die_with_parent, stop_pool
 
@@ -110,23 +109,21 @@ def _run_in_worker(args):
 
 def run_shard(params: Params, spec: ShardSpec, progress: Callable[[int], None] | None = None,
               kernel: str = "numpy") -> ShardResult:
-    """One shard simulated and its rows of the events and citizens tables built, where it ran (a pool
-    worker, this process, a Dask worker): the main process only lays the shards' columns end to end."""
-    return prepare(params, simulate_shard(params, spec, progress, kernel, tables=True))
+    """One shard simulated and its rows of the events and citizens tables encoded where it ran (a pool
+    worker, this process, a Dask worker): the main process only joins the shards' Parquet parts."""
+    return simulate_shard(params, spec, progress, kernel, tables=True)
 
 
 def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
                progress: Callable[[int, int], None] | None = None,
-               done: Callable[[ShardResult], None] | None = None,
                skip: set[int] | None = None, backend: str = "numpy", client=None,
                kernel: str = "numpy", checkpoint: Path | None = None) -> list[ShardResult]:
     """Simulate shards (in this process, a pool of `workers` processes, or the workers of a Dask
     ``client``: `engine/cluster.py`); results in shard order.
 
     ``progress(days_done, days_total)`` is called as days complete (as shards complete on Dask);
-    ``done(result)`` as each shard ends, in completion order. ``checkpoint``: a run's partial directory,
-    where each shard is checkpointed as it ends (by the pool worker that ran it; here otherwise). Shards in
-    ``skip`` are not run. ``kernel``: "numpy", "numba" or "walk" for the numpy backend (compiled.choose).
+    ``checkpoint``: a run's partial directory, where each shard is checkpointed as it ends (by the pool
+    worker that ran it; here otherwise). Shards in ``skip`` are not run. ``kernel``: "numpy", "numba" or "walk" for the numpy backend (compiled.choose).
     """
     global _PROGRESS
     todo = [s for s in specs if not skip or s.index not in skip]
@@ -140,8 +137,8 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     if client is not None:  # the same shards, run on a cluster (api.py refuses it with the JAX backend)
         from .cluster import run_shards_dask
 
-        results = run_shards_dask(client, params, todo, params.days, progress, _saving(checkpoint, done),
-                                  kernel) if todo else []
+        save = (lambda r: save_shard(checkpoint, r)) if checkpoint is not None else None
+        results = run_shards_dask(client, params, todo, params.days, progress, save, kernel) if todo else []
         return sorted(results, key=lambda r: r.index)
     if workers == 1:
         finished = 0
@@ -151,8 +148,6 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
             finished += params.days
             if checkpoint is not None:
                 save_shard(checkpoint, r)
-            if done:
-                done(r)
             results.append(r)
         return sorted(results, key=lambda r: r.index)
     ctx = mp.get_context("fork")
@@ -171,8 +166,6 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
                     r = f.result()
                     if not isinstance(r, ShardResult):  # the worker checkpointed it: map its file
                         r = load_shard(r, mapped=True)
-                    if done:
-                        done(r)
                     results.append(r)
                 if progress:
                     progress(sum(_PROGRESS[s.index] for s in todo), total)
@@ -183,18 +176,6 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     finally:
         _PROGRESS = None
     return sorted(results, key=lambda r: r.index)
-
-
-def _saving(checkpoint: Path | None, done: Callable[[ShardResult], None] | None):
-    if checkpoint is None:
-        return done
-
-    def save(r: ShardResult) -> None:
-        save_shard(checkpoint, r)
-        if done:
-            done(r)
-
-    return save
 
 
 def default_workers() -> int:

@@ -295,20 +295,16 @@ def _wide_points(table):
     return table.set_column(i, "points", table.column("points").cast(pa.int64()))
 
 
-def _dict(codes: np.ndarray, names: list[str]):
-    return pa.DictionaryArray.from_arrays(aio.array(codes.astype(np.int32, copy=False)), aio.strings(list(names)))
-
-
 def events_arrow(params: Params, cols: dict[str, np.ndarray]):
     """events.parquet's rows of one shard (`event_columns`) as an Arrow table."""
     names = event_names(params)
-    return aio.table({k: _dict(cols[k], names[k]) if k in names else aio.array(cols[k]) for k in EVENT_COLUMNS})
+    return aio.table({k: aio.dictionary(cols[k], names[k]) if k in names else aio.array(cols[k]) for k in EVENT_COLUMNS})
 
 
 def citizens_arrow(params: Params, cols: dict[str, np.ndarray]):
     """citizens.parquet's rows of one shard (`citizen_columns`) as an Arrow table."""
     names = citizen_dictionaries(params)
-    return aio.table({k: _dict(v, names[k]) if k in names else aio.array(v) for k, v in cols.items()})
+    return aio.table({k: aio.dictionary(v, names[k]) if k in names else aio.array(v) for k, v in cols.items()})
 
 
 def prepare(params: Params, r: ShardResult) -> ShardResult:
@@ -317,14 +313,11 @@ def prepare(params: Params, r: ShardResult) -> ShardResult:
     for a shard without per-citizen detail."""
     if r.encoded or not r.citizens:
         return r
-    if not r.prepared:
-        events = event_columns(params, r.ledger) if r.ledger else event_columns(params, empty_raw())
-        r.citizens = citizen_columns(params, r.citizens, events)
-        r.ledger = events
-        r.prepared = True
-    r.rows = {"events": len(r.ledger["day"]), "citizens": len(r.citizens["citizen"])}
-    r.encoded = {"events": aio.parquet_bytes(events_arrow(params, r.ledger)),
-                 "citizens": aio.parquet_bytes(citizens_arrow(params, r.citizens))}
+    events = event_columns(params, r.ledger) if r.ledger else event_columns(params, empty_raw())
+    cit = citizen_columns(params, r.citizens, events)
+    r.rows = {"events": len(events["day"]), "citizens": len(cit["citizen"])}
+    r.encoded = {"events": aio.parquet_bytes(events_arrow(params, events)),
+                 "citizens": aio.parquet_bytes(citizens_arrow(params, cit))}
     r.ledger, r.citizens = {}, {}
     return r
 
