@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Strict
 
-CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False, defer_build=True)
 
 Lax = Strict(False)  # Annotated[tuple[...], Lax]: accept a list (JSON) for a tuple, an enum's value for the enum
 
