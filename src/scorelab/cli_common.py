@@ -3,7 +3,9 @@ option checks."""
 
 from __future__ import annotations
 
+import gc
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -30,6 +32,20 @@ class _SafeGroup(TyperGroup):
             fail("the input is nested too deeply to read (a table or list inside itself hundreds of times)")
         except MemoryError:
             fail("out of memory; simulate fewer citizens or keep less detail (--ledger none)")
+
+
+@contextmanager
+def start_up():
+    """The imports a command makes when it starts, with the cyclic collector paused and what they built then
+    frozen out of later collections (see cli.py's first lines)."""
+    on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if on:
+            gc.enable()
 
 
 app = typer.Typer(cls=_SafeGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

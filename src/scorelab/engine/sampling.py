@@ -50,6 +50,19 @@ def keep(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(a.take(at) for a in arrays)
 
 
+def distinct(x: np.ndarray) -> np.ndarray:
+    """np.unique(x) for a 1-D array: its distinct values, ascending, in its dtype. A sort and a neighbour
+    test: faster than np.unique at these sizes, and without np.unique's import of numpy.ma (~10 ms of a
+    small run's start)."""
+    x = np.sort(x)
+    if len(x) < 2:
+        return x
+    new = np.empty(len(x), dtype=bool)
+    new[0] = True
+    np.not_equal(x[1:], x[:-1], out=new[1:])
+    return x[new]
+
+
 TARGET_CHUNK_EVENTS = 1_500_000  # candidates drawn per batch of days (bounds memory, amortises calls)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .params import MAX_COUNT
-from .sampling import keep
+from .sampling import distinct, keep
 from .state import Day, ShardState
 
 
@@ -159,7 +159,7 @@ def sanction(S: ShardState, D: Day) -> None:
             S.calendar.setdefault(until, []).append(ids)
             was = prev >= t  # listed at the end of yesterday: a renewal, not a new listing
             if (~was).any():  # each citizen once, however many events today
-                S.metrics[f"listings_{P.bl_names[k]}"][t] += S.count(np.unique(ids[~was]))
+                S.metrics[f"listings_{P.bl_names[k]}"][t] += S.count(distinct(ids[~was]))
             if S.keep:
                 if (~was).any():
                     S.log.emit("list_start", t, ids[~was], rule=b, sensor=int(P.sensor_of[b]), false=false,

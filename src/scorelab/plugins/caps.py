@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.sampling import distinct
 from .base import Mechanism, Metric
 
 
@@ -80,7 +81,7 @@ class Caps(Mechanism):
                 over = s > self.value[ids]
                 ids, s = ids[over], s[over]
                 if len(ids):
-                    for code in np.unique(self.rule[ids]):
+                    for code in distinct(self.rule[ids]):
                         for false in (False, True):
                             sel = (self.rule[ids] == code) & (self.false[ids] == false)
                             if sel.any():

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.graph import Households, Network, build_households, build_network
+from ..engine.sampling import distinct
 from .base import Mechanism, Metric
 
 
@@ -93,7 +94,7 @@ class Graphs(Mechanism):
             if not d.any():
                 continue
             h = hh.household[touched[d != 0]]
-            uh = np.unique(h)
+            uh = distinct(h)
             c0 = cnt[uh].astype(np.int64)
             np.add.at(cnt, h, d[d != 0])
             c1 = cnt[uh].astype(np.int64)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.events import RULE_INITIAL
+from ..engine.sampling import distinct
 from .base import Mechanism, Metric
 
 NO_LIST = -1
@@ -100,7 +101,7 @@ class Lists(Mechanism):
         c, P, t = self.c, S.P, D.t
         for k, ids, until in self._initial:
             S.listed[k][ids] = until.astype(S.listed[k].dtype)
-            for d in np.unique(until):
+            for d in distinct(until):
                 S.calendar.setdefault(int(d), []).append(ids[until == d])
         self._initial = []
         for b, ids, false in D.obs:
@@ -120,7 +121,7 @@ class Lists(Mechanism):
                     eids = ids[on]
                     new = S.listed[k][eids].astype(np.int64) + int(c.extension_days[k])
                     S.listed[k][eids] = new.astype(S.listed[k].dtype)
-                    for d in np.unique(new):
+                    for d in distinct(new):
                         S.calendar.setdefault(int(d), []).append(eids[new == d])
                     S.metrics[f"extended_{P.bl_names[k]}"][t] += S.count(eids)
                     S.log.emit("list_extend", t, eids, rule=b, sensor=int(P.sensor_of[b]), false=false, target=int(k),

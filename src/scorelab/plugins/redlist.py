@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from ..config.strict import StrictModel
+from ..engine.sampling import distinct
 from .base import Mechanism, Metric
 
 Name = str
@@ -126,7 +127,7 @@ class RedLists(Mechanism):
                     continue
                 if c.min_score[k] is not None:
                     ids = ids[S.score[ids] >= c.min_score[k]]
-                ids = np.unique(ids)
+                ids = distinct(ids)
                 if len(ids) == 0:
                     continue
                 on = self.until[k, ids] >= t  # listed at the end of yesterday: a renewal, not a new entry
@@ -146,7 +147,7 @@ class RedLists(Mechanism):
                         S.metrics[f"red_list_points_{name}"][t] += got * int(c.reward[k])
             # expiries today, after today's renewals (a renewed listing has a later end)
             for ids in self.calendar[k].pop(t, []):
-                gone = np.unique(ids[self.until[k, ids] == t])
+                gone = distinct(ids[self.until[k, ids] == t])
                 if len(gone):
                     self.until[k, gone] = -1
                     S.log.emit("leave", t, gone, target=self.code[k])
