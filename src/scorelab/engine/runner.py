@@ -21,7 +21,7 @@ import numpy as np
 from .kernel import ShardResult, ShardSpec, simulate_shard
 from .checkpoint import load_shard, save_shard
 from .params import Params
-from .workers import die_with_parent, stop_pool
+from .workers import start_worker, stop_pool
 
 # Shard size: 1,048,576 citizens up to 64 shards' worth, 4,194,304 beyond (fewer shards, less per-day
 # overhead for national runs). A function of N alone, recorded in run.json. SCORELAB_SHARD_SIZE (or
@@ -153,7 +153,7 @@ def run_shards(params: Params, specs: list[ShardSpec], workers: int = 1,
     ctx = mp.get_context("fork")
     _PROGRESS = ctx.Array("i", max(s.index for s in todo) + 1, lock=False)
     try:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=start_worker,
                                    initargs=(os.getpid(),))
         try:
             futures = {pool.submit(_run_in_worker, (params, s, kernel, checkpoint)): s for s in todo}

@@ -4,7 +4,8 @@
 send the worker SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG), so a `kill -9` of a multi-worker
 `scorelab run` or sweep leaves no orphan computing for nobody; it then checks that the parent did not
 die before the request was made. Elsewhere a thread polls the parent instead. `stop_pool` ends the
-workers of an interrupted pool at once rather than letting each finish its shard.
+workers of an interrupted pool at once rather than letting each finish its shard. `reuse_freed_memory`
+keeps a simulating process's freed arrays for reuse instead of faulting fresh pages in for each.
 """
 
 from __future__ import annotations
@@ -17,6 +18,33 @@ import threading
 import time
 
 PR_SET_PDEATHSIG = 1
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+HEAP_ARRAYS = 256 << 20  # arrays up to this size come from malloc's heap, not from a fresh mapping each
+_reusing = False
+
+
+def reuse_freed_memory() -> bool:
+    """Ask glibc's malloc to serve arrays up to 256 MiB from its heap and to keep what is freed there,
+    instead of mapping fresh pages for every large array and unmapping them when it is freed (its default
+    for anything over 32 MiB, and, until a first free raises its threshold, over 128 KiB). A day's
+    temporaries (4-64 MiB each in a 500,000-citizen shard) are then reused rather than faulted in again:
+    a 64 MiB array took 6.0 ms to allocate and fill, 2.3 ms with this (measured on the benchmark machine).
+    The peak memory is the same; what a process frees stays reserved for its own reuse until it ends, so
+    this is for processes that simulate and exit (`scorelab` commands and their pool workers), not for a
+    notebook's kernel or a Dask worker, whose memory manager watches the resident size. Once per process;
+    False where the C library is not glibc."""
+    global _reusing
+    if _reusing:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        ok = bool(libc.mallopt(M_MMAP_THRESHOLD, HEAP_ARRAYS)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2 * HEAP_ARRAYS))
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    _reusing = ok
+    return ok
 
 
 def die_with_parent(ppid: int) -> None:
@@ -40,6 +68,12 @@ def die_with_parent(ppid: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+def start_worker(ppid: int) -> None:
+    """The initializer of a pool of simulating workers: `die_with_parent`, then `reuse_freed_memory`."""
+    die_with_parent(ppid)
+    reuse_freed_memory()
 
 
 def stop_pool(pool) -> None:

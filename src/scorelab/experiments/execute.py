@@ -25,7 +25,7 @@ import numpy as np
 
 from ..engine.cluster import check_scheduler, connect_scheduler  # noqa: F401  (compare and sweep use check_scheduler)
 from ..config.loader import ConfigError
-from ..engine.workers import die_with_parent, stop_pool
+from ..engine.workers import start_worker, stop_pool
 
 FAILURES = "failures.json"
 
@@ -206,7 +206,7 @@ def _run_local(root: str, todo: list[RunTask], workers: int, finished: Callable[
     n = max(1, min(workers, len(todo)))
     emit("start", {"total": report.total, "skipped": report.skipped, "workers": n})
     ctx = mp.get_context("spawn")  # no inherited threads or locks from the parent (progress bars, pools)
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=start_worker, initargs=(os.getpid(),))
     try:
         futures = {pool.submit(run_task, root, t): t for t in todo}
         pending = set(futures)
