@@ -50,3 +50,24 @@ def test_the_cli_leaves_the_collector_on_after_importing():
     code = "import gc, scorelab.cli; print(gc.isenabled())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "True"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=6), st.data())
+def test_sums_sorted_equal_a_weighted_bincount(sizes, data):
+    from types import SimpleNamespace
+
+    from scorelab.engine.state import ShardState
+
+    sizes = np.array(sizes, dtype=np.int64)
+    n = int(sizes.sum())
+    S = SimpleNamespace(bounds=np.cumsum(sizes), sizes=sizes)
+    S.G = len(sizes)
+    ids = np.array(sorted(data.draw(st.sets(st.integers(0, max(n - 1, 0)), max_size=n))) if n else [], dtype=np.int64)
+    x = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=len(ids), max_size=len(ids))), dtype=np.int8)
+    g = np.searchsorted(S.bounds, ids, side="right")
+    want = np.bincount(g, weights=x.astype(np.int64), minlength=S.G).astype(np.int64)
+    got = ShardState.sums_sorted(S, ids, x)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+    two = np.stack([x, -2 * x.astype(np.int64)])
+    assert np.array_equal(ShardState.sums_sorted(S, ids, two), np.stack([want, -2 * want]))

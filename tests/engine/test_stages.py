@@ -125,3 +125,27 @@ def test_stages_run_by_the_kernel_equal_the_stages_run_by_hand():
             stage(S, D)
     for k, v in a.metrics.items():
         np.testing.assert_array_equal(v, S.metrics[k], err_msg=k)
+
+
+def test_grade_of_is_the_count_of_band_minimums_reached():
+    """The lookup table (bands close together) and the search (far apart, or scores not whole numbers)
+    give every score the grade a search of the cuts gives, whatever the score dtype and wherever the cuts
+    lie (inside, beyond or across the dtype's range)."""
+    from dataclasses import replace
+
+    P = compile_params(make(scenario={"population": 100, "days": 2}, **LITTER))
+    for cuts in ([600, 850, 960, 1030, 1050], [], [7], [-40000, 0, 40000], [-5, 1 << 20], [33000, 34000],
+                 [-33000, -32768, 32767]):
+        Q = replace(P, grade_cuts=np.array(cuts, dtype=np.int64))
+        for dtype in (np.int16, np.int32, np.int64, np.uint8, np.float64):
+            if np.dtype(dtype).kind == "f":
+                scores = np.linspace(-50000, 50000, 2001)
+            else:
+                info = np.iinfo(dtype)
+                c = np.array(cuts, dtype=np.int64)
+                scores = np.unique(np.clip(np.r_[np.arange(-1100, 1100), c, c - 1, np.arange(-41000, 41000, 97)],
+                                           max(info.min, -2**62), min(info.max, 2**62))).astype(dtype)
+                scores = np.r_[scores, np.array([info.min, info.max], dtype=dtype)]
+            want = np.searchsorted(Q.grade_cuts, scores, side="right").astype(np.int8)
+            got = Q.grade_of(scores)
+            assert got.dtype == np.int8 and np.array_equal(got, want), (cuts, dtype)

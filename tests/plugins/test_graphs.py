@@ -133,11 +133,13 @@ def test_union_of_friends_and_coworkers_keeps_every_contact():
     sizes, starts = np.array([700, 300]), np.array([0, 700])
     a = build_network(rng, starts, sizes, 4.0, 0.8, 0.5)
     b = build_network(rng, starts, sizes, 6.0, 0.5, 0.9)
-    u = union_networks([a, b])
-    assert (u.degree == a.degree + b.degree).all()
-    for i in (0, 17, 999):
-        got = u.indices[u.indptr[i]:u.indptr[i + 1]].tolist()
-        assert got == a.indices[a.indptr[i]:a.indptr[i + 1]].tolist() + b.indices[b.indptr[i]:b.indptr[i + 1]].tolist()
+    c = build_network(rng, starts, sizes, 0.5, 0.5, 0.5)  # many citizens without contacts here
+    for nets in ([a, b], [a, b, c], [c, a]):
+        u = union_networks(nets)
+        assert (u.degree == sum(net.degree for net in nets)).all() and u.indices.dtype == a.indices.dtype
+        for i in range(1000):  # every citizen: its contacts in each network, in network order
+            got = u.indices[u.indptr[i]:u.indptr[i + 1]].tolist()
+            assert got == sum((net.indices[net.indptr[i]:net.indptr[i + 1]].tolist() for net in nets), [])
 
 
 def test_mean_over_contacts_against_a_loop():

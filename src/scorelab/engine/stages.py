@@ -208,22 +208,22 @@ def clip(S: ShardState, D: Day) -> None:
 def grade_and_restrict(S: ShardState, D: Day) -> None:
     """Grades and restrictions of the touched citizens: the aggregates move by their changes, and each
     change of a kept citizen's restriction or listing is an event."""
-    P, t, G = S.P, D.t, S.G
+    P, t = S.P, D.t
     touched = D.touched
     if not len(touched):
         return
     R, K = len(P.restriction_names), len(P.grade_names)
     tg = D.tg = S.group_of(touched)
-    S.score_sum += np.bincount(tg, weights=(D.new_score.astype(np.int64) - D.old_score), minlength=G).astype(np.int64)
+    # touched is sorted (union), so each group's changes are one run of it: S.sums_sorted
+    S.score_sum += S.sums_sorted(touched, D.new_score.astype(np.int64) - D.old_score)
     D.g_old = P.grade_of(D.old_score) if K else None
     D.g_new = P.grade_of(D.new_score) if K else None
     if R:
         r_old = P.restricted(D.old_score, D.old_listed, t - 1, D.g_old)
         r_new = P.restricted(D.new_score, D.new_listed, t, D.g_new)
-        S.restricted_n += np.stack([np.bincount(tg, weights=(r_new[r].astype(np.int64) - r_old[r]), minlength=G)
-                                    for r in range(R)]).astype(np.int64)
+        S.restricted_n += S.sums_sorted(touched, r_new.astype(np.int8) - r_old.astype(np.int8))
         a_old, a_new = r_old.any(axis=0), r_new.any(axis=0)
-        S.restricted_any += np.bincount(tg, weights=a_new.astype(np.int64) - a_old, minlength=G).astype(np.int64)
+        S.restricted_any += S.sums_sorted(touched, a_new.astype(np.int8) - a_old.astype(np.int8))
         if S.keep:
             for r in range(R):
                 S.log.transitions(t, touched, r_old[r], r_new[r], "restrict_on", "restrict_off", r)
@@ -234,8 +234,7 @@ def grade_and_restrict(S: ShardState, D: Day) -> None:
             np.add.at(S.grade_n, (D.g_new[changed], tg[changed]), 1)
     for k in range(len(S.listed)):
         was_on, now_on = t - 1 < D.old_listed[k], t < D.new_listed[k]
-        d = now_on.astype(np.int64) - was_on
-        S.listed_n[k] += np.bincount(tg, weights=d, minlength=G).astype(np.int64)
+        S.listed_n[k] += S.sums_sorted(touched, now_on.astype(np.int8) - was_on.astype(np.int8))
         if S.keep:
             ended = was_on & ~now_on
             if k in D.removed and ended.any():

@@ -131,7 +131,7 @@ class Composite(Mechanism):
                 base += c.weights[s] * self.subs[s]
         new = np.clip(np.rint(c.low + span * base / 100.0), c.low, c.high).astype(np.int64)
         delta = new - S.score.astype(np.int64)
-        ch = np.flatnonzero(delta)
+        ch = np.flatnonzero(delta != 0)
         S.score_change(t, ch, delta[ch], "monthly_update")
 
     def end_day(self, S, D) -> None:
