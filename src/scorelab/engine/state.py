@@ -152,10 +152,14 @@ class ShardState:
 
     def points_metrics(self, t: int, ids: np.ndarray, delta: np.ndarray) -> None:
         """Add a score change of ``ids`` by ``delta`` to the day's points awarded / deducted."""
-        d = self.count(ids, weights=delta.astype(np.float64))
-        pos = self.count(ids, weights=np.maximum(delta, 0).astype(np.float64))
-        self.metrics["points_awarded"][t] += pos.astype(np.int64)
-        self.metrics["points_deducted"][t] += (pos - d).astype(np.int64)
+        if len(ids) > 1 and (ids[1:] > ids[:-1]).all():  # sorted (a mechanism's day over the shard): runs
+            d = self.sums_sorted(ids, delta)
+            pos = self.sums_sorted(ids, np.maximum(delta, 0))
+        else:
+            d = self.count(ids, weights=delta.astype(np.float64)).astype(np.int64)
+            pos = self.count(ids, weights=np.maximum(delta, 0).astype(np.float64)).astype(np.int64)
+        self.metrics["points_awarded"][t] += pos
+        self.metrics["points_deducted"][t] += pos - d
 
     def score_change(self, t: int, ids: np.ndarray, delta, rule: str, sensor: int | None = None,
                      false=False) -> None:
