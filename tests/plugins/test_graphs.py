@@ -154,3 +154,15 @@ def test_mean_over_contacts_against_a_loop():
         got = net.mean_over_contacts(values, empty=-9.0)
         want = [values[indices[a:b]].mean() if b > a else -9.0 for a, b in zip(indptr[:-1], indptr[1:])]
         np.testing.assert_array_equal(got, want, err_msg=str(degrees))
+
+
+def test_mean_over_contacts_is_the_same_whatever_the_chunk():
+    """Chunks of citizens gather and sum the same values in the same order: the same bits as one chunk."""
+    rng = np.random.default_rng(3)
+    for n, mean_degree in ((20000, 12.0), (5000, 0.7), (3, 0.5), (1, 1.0)):
+        net = build_network(rng, np.array([0]), np.array([n]), mean_degree, 0.5, 0.5)
+        for values in (rng.standard_normal(n) * 1e6, (rng.random(n) * 1000).astype(np.float32),
+                       rng.integers(-500, 500, n).astype(np.int16)):
+            whole = net.mean_over_contacts(values, -1.0, chunk=1 << 30)
+            for chunk in (1, 7, 1 << 10):
+                assert net.mean_over_contacts(values, -1.0, chunk=chunk).tobytes() == whole.tobytes()

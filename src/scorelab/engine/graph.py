@@ -65,18 +65,27 @@ class Network:
         """[n] contacts of each citizen (computed once)."""
         return np.diff(self.indptr)
 
-    def mean_over_contacts(self, values: np.ndarray, empty: np.ndarray | float) -> np.ndarray:
-        """Mean of `values` over each citizen's contacts (`empty` where a citizen has none)."""
+    def mean_over_contacts(self, values: np.ndarray, empty: np.ndarray | float, chunk: int = 1 << 14) -> np.ndarray:
+        """Mean of `values` over each citizen's contacts (`empty` where a citizen has none). The contacts'
+        values are gathered for `chunk` citizens at a time, so they stay in the CPU's cache (each citizen's
+        sum is over the same values in the same order whatever the chunk)."""
         deg = self.degree
-        if len(deg) == 0:
+        n = len(deg)
+        if n == 0:
             return np.empty(0)
-        v = values[self.indices].astype(np.float64, copy=False)
-        total = np.zeros(len(deg))
-        # reduceat needs valid indices: only the citizens whose contacts start inside the edge array (the
-        # rest, trailing citizens without contacts, keep `empty`), so the edge values are never copied
-        m = int(np.searchsorted(self.indptr[:-1], len(v), side="left"))
-        if m:
-            total[:m] = np.add.reduceat(v, self.indptr[:m])
+        total = np.zeros(n)
+        ip = self.indptr
+        for c0 in range(0, n, chunk):
+            c1 = min(n, c0 + chunk)
+            e0, e1 = int(ip[c0]), int(ip[c1])
+            if e1 == e0:
+                continue
+            v = values[self.indices[e0:e1]].astype(np.float64, copy=False)
+            starts = ip[c0:c1] - e0
+            # reduceat needs valid indices: only the citizens whose contacts start inside the chunk's edges
+            # (the rest, trailing citizens without contacts, keep `empty`)
+            m = int(np.searchsorted(starts, e1 - e0, side="left"))
+            total[c0:c0 + m] = np.add.reduceat(v, starts[:m])
         return np.where(deg > 0, total / np.maximum(deg, 1), empty)
 
 
