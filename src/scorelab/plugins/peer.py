@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config.extensions import per_group_level
 from ..engine.graph import union_networks
-from ..engine.sampling import bernoulli_positions
+from ..engine.sampling import bernoulli_positions, keep
 from .base import Mechanism, Metric
 
 
@@ -127,19 +127,26 @@ class Peer(Mechanism):
         init = init[deg > 0]
         deg = deg[deg > 0]
         partner = net.indices[net.indptr[init] + (rng.random(len(init)) * deg).astype(np.int64)].astype(np.int64)
+        r_partner = S.score[partner].astype(np.float64) / 100.0  # ratings as of the start of the day
         if c.avoidance > 0:  # people drop low-rated contacts: some encounters with them do not happen
-            low = S.score[partner].astype(np.float64) / 100.0 < c.avoid_below
+            low = r_partner < c.avoid_below
             skip = np.zeros(len(init), dtype=bool)
             skip[low] = rng.random(int(low.sum())) < c.avoidance
-            init, partner = init[~skip], partner[~skip]
+            init, partner, r_partner = keep(~skip, init, partner, r_partner)
+        r_init = S.score[init].astype(np.float64) / 100.0
+        # each encounter gives two ratings: the initiator's of the partner, then the partner's of the initiator
         rater = np.concatenate([init, partner])
         ratee = np.concatenate([partner, init])
         m = len(rater)
-        r_rater = S.score[rater].astype(np.float64) / 100.0
-        r_ratee = S.score[ratee].astype(np.float64) / 100.0
+        r_rater = np.concatenate([r_init, r_partner])
+        r_ratee = np.concatenate([r_partner, r_init])
         incident = self.incident_until[ratee] > t
-        opinion = self.trait[ratee] - c.incident_drop * incident
-        impression = opinion + c.noise * rng.standard_normal(m)
+        opinion = self.trait[ratee].astype(np.float64)
+        if incident.any():  # (x - drop where an incident is remembered, else x: the values of x - drop * incident)
+            opinion[incident] -= c.incident_drop
+        impression = rng.standard_normal(m)
+        impression *= c.noise
+        impression += opinion  # opinion + noise x a normal draw
         honest = np.clip(np.rint(impression), 1, 5)
         lean = c.status * (r_ratee - 3.0) + c.politeness + c.deference * (r_ratee - r_rater)
         given = np.clip(np.rint(impression + lean), 1, 5)
