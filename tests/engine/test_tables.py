@@ -183,6 +183,30 @@ def test_the_log_encoded_as_it_grows_is_the_log_encoded_at_once(monkeypatch):
     assert pq.ParquetFile(io.BytesIO(buf.getvalue())).metadata.num_row_groups == -(-len(cols["day"]) // 1000)
 
 
+def test_counts_folded_as_the_log_grows_are_the_counts_of_the_whole_log(monkeypatch):
+    """The citizens' event counts are the same whether the keys are folded at every row group or at the end."""
+    monkeypatch.setattr(tables, "ROW_GROUP", 500)
+    params, specs = _shards("rongcheng", n=6000, days=40)
+    once = simulate_shard(params, specs[0], None, "numpy", tables=True)  # folded once, at the end
+    init, fold, folds = tables.LedgerWriter.__init__, tables.LedgerWriter._fold, []
+
+    def eager(self, *a):
+        init(self, *a)
+        self.fold_at = 1  # a fold at every flush
+
+    def counted(self):
+        folds.append(self.n_keys)
+        fold(self)
+
+    monkeypatch.setattr(tables.LedgerWriter, "__init__", eager)
+    monkeypatch.setattr(tables.LedgerWriter, "_fold", counted)
+    again = simulate_shard(params, specs[0], None, "numpy", tables=True)
+    assert sum(1 for k in folds if k) > 2  # folded many times
+    assert once.encoded["citizens"].tobytes() == again.encoded["citizens"].tobytes()
+    cit = pq.read_table(io.BytesIO(again.encoded["citizens"].tobytes()))
+    assert sum(cit.column(c).to_numpy().sum() for c in cit.column_names if c.startswith("observed_")) > 0
+
+
 def test_a_checkpoint_is_read_back_mapped_and_equal(tmp_path):
     from scorelab.engine.checkpoint import _mapped
 
