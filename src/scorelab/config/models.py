@@ -247,7 +247,7 @@ class Scenario(Strict):
     behaviours: list[Behaviour] = Field(min_length=1, max_length=120)
     sensors: list[Sensor] = Field(default_factory=list)
     policy: Policy
-    response: Response = Response()
+    response: Response = Field(default_factory=Response)  # (a factory: no validator built at import)
     graph: Graph | None = None
     peer: PeerRating | None = None
 

@@ -74,7 +74,7 @@ class ScoreCurve(Strict):
 
 
 class Response(Strict):
-    deterrence: Deterrence = Deterrence()
+    deterrence: Deterrence = Field(default_factory=Deterrence)  # (a factory: no validator built at import)
     gaming: list[Gaming] = Field(default_factory=list)
     score_curves: list[ScoreCurve] = Field(default_factory=list)
     chilling: list[Chilling] = Field(default_factory=list, description="general deterrence by monitoring x sanction")
