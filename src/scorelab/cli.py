@@ -11,6 +11,7 @@ import gc
 # collector walking them again and again while they are made cost ~30 ms of every command (a tenth of
 # `scorelab run`'s start). It is paused until the commands are registered, and what start-up built is
 # then frozen out of later collections (gc.freeze, which also keeps forked workers' pages shared).
+_GC_WAS_ON = gc.isenabled()
 gc.disable()
 
 import os  # noqa: E402
@@ -214,7 +215,8 @@ from . import cli_experiments  # noqa: F401,E402  (registers compare, sweep, que
 from . import cli_validity  # noqa: F401,E402  (registers replicate, calibrate)
 
 gc.freeze()
-gc.enable()
+if _GC_WAS_ON:
+    gc.enable()
 
 
 def main() -> None:
