@@ -163,3 +163,21 @@ def test_lending_preset_tables_are_the_shipped_fico_tables():
 
     _, _, choices = model(sc.policy.lender.loss)
     assert sc.policy.lender.threshold == choices["max_profit"].threshold  # the preset holds max profit's thresholds
+
+
+def test_group_blocks_count_what_masks_count():
+    """The lender's per-group slices (applications in group blocks) give the counts a mask per group gives,
+    and applications not in blocks fall back to the masks."""
+    from scorelab.plugins.lending import _blocks, _counts, _size
+
+    rng = np.random.default_rng(4)
+    for G in (1, 2, 5):
+        for _ in range(50):
+            grp = np.sort(rng.integers(0, G, rng.integers(0, 40))).astype(np.uint8)
+            mask = rng.random(len(grp)) < 0.5
+            blocks = _blocks(grp, G)
+            assert blocks is not None and [_size(b) for b in blocks] == np.bincount(grp, minlength=G).tolist()
+            assert _counts(mask, blocks).tolist() == np.bincount(grp[mask], minlength=G).tolist()
+            for g, at in enumerate(blocks):
+                assert (grp[at] == g).all()
+    assert _blocks(np.array([1, 0], dtype=np.uint8), 2) is None

@@ -194,9 +194,10 @@ def clip(S: ShardState, D: Day) -> None:
         moved = clipped != new_score
         if moved.any():
             S.score[D.touched] = clipped
-            adj = clipped[moved].astype(np.int64) - new_score[moved]
-            cids = D.touched[moved]
-            delta_g = np.bincount(S.group_of(cids), weights=adj, minlength=S.G).astype(np.int64)
+            at = np.flatnonzero(moved)
+            adj = clipped.take(at).astype(np.int64) - new_score.take(at)
+            cids = D.touched.take(at)
+            delta_g = S.sums_sorted(cids, adj)  # (touched is sorted: each group's run, exact)
             S.metrics["points_deducted"][t] -= np.minimum(delta_g, 0)
             S.metrics["points_awarded"][t] += np.maximum(delta_g, 0)
             S.log.emit("score", t, cids, rule=P.n_behaviours, points=adj)

@@ -142,6 +142,23 @@ def repay_probability(curve: tuple[np.ndarray, np.ndarray], score: np.ndarray) -
     return np.interp(np.asarray(score, dtype=np.float64), xs, ps)
 
 
+def _blocks(grp: np.ndarray, G: int) -> list[slice] | None:
+    """Each group's run of ``grp`` as a slice when ``grp`` is in ascending group blocks, else None."""
+    if len(grp) > 1 and not (grp[1:] >= grp[:-1]).all():
+        return None
+    cuts = np.searchsorted(grp, np.arange(G + 1))
+    return [slice(int(cuts[g]), int(cuts[g + 1])) for g in range(G)]
+
+
+def _size(at) -> int:
+    return at.stop - at.start if isinstance(at, slice) else len(at)
+
+
+def _counts(mask: np.ndarray, blocks) -> np.ndarray:
+    """How many of each group's entries ``mask`` holds (int64, one per group)."""
+    return np.array([np.count_nonzero(mask[at]) for at in blocks], dtype=np.int64)
+
+
 class Lending(Mechanism):
     name = "lending"
     config = "policy.lender"
@@ -261,35 +278,41 @@ class Lending(Mechanism):
         if len(ids) == 0:
             return
         m = S.metrics
-        m[f"loan_applications_{n}"][t] += np.bincount(grp, minlength=S.G)
-        # one uniform per application, per group stream, whatever the decision (ids are in group blocks)
+        # the applications come in group blocks (each group's candidates, then the next group's): each
+        # group's are one slice, so per-group draws, thresholds, curves and counts work on slices
+        blocks = _blocks(grp, S.G)
+        if blocks is None:  # (not in blocks: the same decisions through masks)
+            blocks = [np.flatnonzero(grp == g) for g in range(S.G)]
+        m[f"loan_applications_{n}"][t] += np.array([_size(b) for b in blocks], dtype=np.int64)
+        # one uniform per application, per group stream, whatever the decision
         u = np.empty(len(ids))
-        for g in range(S.G):
-            sel = grp == g
-            k = int(sel.sum())
-            if k:
-                u[sel] = self.streams[g].random(k)
         score = S.score[ids]
-        by_score = score >= c.threshold[grp]
+        by_score = np.empty(len(ids), dtype=bool)
+        for g, at in enumerate(blocks):
+            if _size(at):
+                u[at] = self.streams[g].random(_size(at))
+                by_score[at] = score[at] >= c.threshold[g]
         ok = by_score.copy()
         for r in c.deny:
             ok &= ~S.restricted_at_start(r, ids, t)
         for b, days in c.records:  # recorded before today (end_day writes today's after the decisions)
             ok &= self.seen[b][ids] < t - days
-        m[f"loans_refused_score_{n}"][t] += np.bincount(grp[~by_score], minlength=S.G)
-        m[f"loans_refused_records_{n}"][t] += np.bincount(grp[by_score & ~ok], minlength=S.G)
+        m[f"loans_refused_score_{n}"][t] += _counts(~by_score, blocks)
+        m[f"loans_refused_records_{n}"][t] += _counts(by_score & ~ok, blocks)
         ids, grp, u, score = keep(ok, ids, grp, u, score)
         if not len(ids):
             return
+        blocks = _blocks(grp, S.G)
+        if blocks is None:
+            blocks = [np.flatnonzero(grp == g) for g in range(S.G)]
         p = np.empty(len(ids))
-        for g in range(S.G):
-            sel = grp == g
-            if sel.any():
-                p[sel] = repay_probability(c.curves[g], score[sel])
+        for g, at in enumerate(blocks):
+            if _size(at):
+                p[at] = repay_probability(c.curves[g], score[at])
         repaid = u < p
-        m[f"loans_{n}"][t] += np.bincount(grp, minlength=S.G)
-        good = np.bincount(grp[repaid], minlength=S.G)
-        bad = np.bincount(grp[~repaid], minlength=S.G)
+        m[f"loans_{n}"][t] += np.array([_size(b) for b in blocks], dtype=np.int64)
+        good = _counts(repaid, blocks)
+        bad = _counts(~repaid, blocks)
         m[f"loans_repaid_{n}"][t] += good
         m[f"loans_defaulted_{n}"][t] += bad
         m[f"lender_utility_{n}"][t] += good * c.profit + bad * c.loss
