@@ -196,21 +196,43 @@ def test_full_disk_while_writing_the_report(small_run, monkeypatch):
     assert atomic  # the module that cleans up
 
 
-@pytest.mark.slow
-def test_full_tmpfs(tmp_path):
-    """A real full disk: a 3 MB tmpfs (needs permission to mount; skipped otherwise)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True)
+def _tmpfs(path: Path, size: str) -> None:
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+
+
+@pytest.mark.slow
+def test_full_tmpfs(tmp_path):
+    """A real full disk (a tmpfs; needs permission to mount, skipped otherwise). Too small for the run's
+    tables (~0.5 MB): no run directory, only the finished shards' checkpoints for --resume. Room for the tables
+    but not for report.html (~3.5 MB): the run directory is complete and the report is not half there."""
+    run = ["run", "rr1", "-n", "200000", "-t", "30", "--quiet"]
+    tiny = tmp_path / "tiny"
+    _tmpfs(tiny, "256k")
     try:
-        p = subprocess.run(SCORELAB + ["run", "rr1", "-n", "200000", "-t", "30", "--out", str(mnt / "run"), "--quiet"],
-                           capture_output=True, text=True)
+        p = subprocess.run(SCORELAB + run + ["--out", str(tiny / "run")], capture_output=True, text=True)
         assert p.returncode == 2 and "Traceback" not in p.stderr and "disk is full" in p.stderr, p.stderr
-        assert list(mnt.iterdir()) == []
+        assert "--resume" in p.stderr
+        assert [q.name for q in tiny.iterdir()] == [".run.partial"]  # checkpoints only, no half-written run
     finally:
-        subprocess.run(["umount", str(mnt)])
+        subprocess.run(["umount", str(tiny)])
+    small = tmp_path / "small"
+    _tmpfs(small, "3m")
+    try:
+        p = subprocess.run(SCORELAB + run + ["--out", str(small / "run")], capture_output=True, text=True)
+        assert p.returncode == 2 and "Traceback" not in p.stderr and "disk is full" in p.stderr, p.stderr
+        assert "report.html" in p.stderr and "is complete" in p.stderr and "scorelab report" in p.stderr, p.stderr
+        names = sorted(q.name for q in (small / "run").iterdir())
+        assert "run.json" in names and "events.parquet" in names and "citizens.parquet" in names
+        assert not [n for n in names if "report" in n], names  # no report, not even part of one
+        assert [q.name for q in small.iterdir()] == ["run"]  # no temporary left beside it
+        import scorelab
+
+        assert scorelab.Run(small / "run").manifest["population"] == 200000  # the run reads back whole
+    finally:
+        subprocess.run(["umount", str(small)])
 
 
 # ---------------------------------------------------------------- damaged run directories
