@@ -166,3 +166,5 @@ def test_mean_over_contacts_is_the_same_whatever_the_chunk():
             whole = net.mean_over_contacts(values, -1.0, chunk=1 << 30)
             for chunk in (1, 7, 1 << 10):
                 assert net.mean_over_contacts(values, -1.0, chunk=chunk).tobytes() == whole.tobytes()
+            if values.dtype.kind == "i":  # whole numbers summed as integers: the float sums' bits
+                assert net.mean_over_contacts(values.astype(np.float64), -1.0).tobytes() == whole.tobytes()

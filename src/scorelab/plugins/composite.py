@@ -123,7 +123,8 @@ class Composite(Mechanism):
             w_fixed = c.weights[fixed].sum()
             # contacts' scores as of the start of the day; on day 0 everyone still holds the start score,
             # so the contacts' own-record estimate stands in for it
-            ref = (c.low + span * (base / max(w_fixed, 1e-12)) / 100.0) if t == 0 else S.score.astype(np.float64)
+            # (the scores as they are, whole numbers: means over contacts sum them exactly as integers)
+            ref = (c.low + span * (base / max(w_fixed, 1e-12)) / 100.0) if t == 0 else S.score
             networks = S.plugins["graphs"].networks
             for s in conn:
                 mean = networks[c.contacts[s]].mean_over_contacts(ref, empty=c.low)
