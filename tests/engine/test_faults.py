@@ -190,10 +190,30 @@ def test_full_disk_while_writing_the_report(small_run, monkeypatch):
 
     monkeypatch.setattr(Path, "write_text", full)
     res = cli("report", str(small_run))
-    refused(res, "disk is full")
+    refused(res, "disk is full", f"{small_run / 'report.html'}:")  # the file the user asked for, not a temporary
+    assert ".tmp-" not in res.output
     after = listing(small_run)
     assert not [p for p in after - before if "report" in p], after - before
     assert atomic  # the module that cleans up
+
+
+def test_a_failed_write_names_the_file_it_was_writing(tmp_path):
+    """A full disk raises from write() with no file name (or the temporary's): the error names the file."""
+    from scorelab.atomic import write_atomic
+
+    target = tmp_path / "table.parquet"
+    for filename in (None, "tmp"):
+        def fill(tmp, filename=filename):
+            tmp.write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device", None if filename is None else str(tmp))
+
+        with pytest.raises(OSError) as err:
+            write_atomic(target, fill)
+        assert err.value.filename == str(target) and err.value.errno == errno.ENOSPC
+        assert list(tmp_path.iterdir()) == []  # nothing half-written
+    with pytest.raises(OSError) as err:  # another file named by the error keeps its name
+        write_atomic(target, lambda tmp: open(tmp_path / "missing" / "x", "rb"))
+    assert err.value.filename == str(tmp_path / "missing" / "x")
 
 
 def _tmpfs(path: Path, size: str) -> None:
@@ -224,6 +244,8 @@ def test_full_tmpfs(tmp_path):
         p = subprocess.run(SCORELAB + run + ["--out", str(small / "run")], capture_output=True, text=True)
         assert p.returncode == 2 and "Traceback" not in p.stderr and "disk is full" in p.stderr, p.stderr
         assert "report.html" in p.stderr and "is complete" in p.stderr and "scorelab report" in p.stderr, p.stderr
+        again = subprocess.run(SCORELAB + ["report", str(small / "run")], capture_output=True, text=True)
+        assert again.returncode == 2 and f"{small / 'run' / 'report.html'}: " in again.stderr, again.stderr
         names = sorted(q.name for q in (small / "run").iterdir())
         assert "run.json" in names and "events.parquet" in names and "citizens.parquet" in names
         assert not [n for n in names if "report" in n], names  # no report, not even part of one
