@@ -200,10 +200,8 @@ def _write_report(path: Path) -> None:
         fail(str(e))
         return
     except OSError as e:  # the run directory was written; only its report could not be
-        from .atomic import describe_os_error
+        from .atomic import describe_os_error  # (write_atomic names the file that failed)
 
-        if e.filename is None:  # a failed write names no file: say which
-            e.filename = str(path / "report.html")
         fail(f"{describe_os_error(e)}; the run directory {path} is complete: write its report later with "
              f"`scorelab report {path}`")
         return

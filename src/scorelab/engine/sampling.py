@@ -54,7 +54,11 @@ def distinct(x: np.ndarray) -> np.ndarray:
     """np.unique(x) for a 1-D array: its distinct values, ascending, in its dtype. A sort and a neighbour
     test: faster than np.unique at these sizes, and without np.unique's import of numpy.ma (~10 ms of a
     small run's start)."""
-    x = np.sort(x)
+    return distinct_sorted(np.sort(x))
+
+
+def distinct_sorted(x: np.ndarray) -> np.ndarray:
+    """The distinct values of an ascending 1-D array (a neighbour test)."""
     if len(x) < 2:
         return x
     new = np.empty(len(x), dtype=bool)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .params import MAX_COUNT
-from .sampling import distinct, keep
+from .sampling import distinct, distinct_sorted, keep
 from .state import Day, ShardState
 
 
@@ -34,11 +34,8 @@ def union(parts: list[np.ndarray]) -> np.ndarray:
     c = np.concatenate(parts)
     if len(c) < 2:
         return c.astype(np.int64, copy=False)
-    c.sort()
-    keep = np.empty(len(c), dtype=bool)
-    keep[0] = True
-    np.not_equal(c[1:], c[:-1], out=keep[1:])
-    return c[keep]
+    c.sort()  # in place: c is already a copy
+    return distinct_sorted(c)
 
 
 def count_misconduct(S: ShardState, b: int, ids: np.ndarray) -> None:

@@ -171,7 +171,7 @@ def event_counts(params: Params, ids: np.ndarray, events: dict[str, np.ndarray],
     (part of) these citizens' log, so counts of several parts add up. ``dense=False``: the flat (row x W +
     column) key of each counted event instead, for counting several parts at once."""
     scored = [b for b in range(len(params.behaviours)) if params.scored[b]]
-    W = len(scored) + 1
+    W = count_columns(params)
     # column of a score event by (rule, false attribution, points < 0); -1 counts nowhere
     lut = np.full((len(rule_names(params)), 2, 2), -1, dtype=np.int32)
     lut[scored, 0, :] = np.arange(len(scored))[:, None]

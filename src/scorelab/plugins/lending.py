@@ -150,6 +150,13 @@ def _blocks(grp: np.ndarray, G: int) -> list[slice] | None:
     return [slice(int(cuts[g]), int(cuts[g + 1])) for g in range(G)]
 
 
+def _group_index(grp: np.ndarray, G: int) -> list:
+    """Where each group's entries are: slices when ``grp`` is in group blocks, else their positions (the
+    same entries in the same order)."""
+    blocks = _blocks(grp, G)
+    return blocks if blocks is not None else [np.flatnonzero(grp == g) for g in range(G)]
+
+
 def _size(at) -> int:
     return at.stop - at.start if isinstance(at, slice) else len(at)
 
@@ -280,9 +287,7 @@ class Lending(Mechanism):
         m = S.metrics
         # the applications come in group blocks (each group's candidates, then the next group's): each
         # group's are one slice, so per-group draws, thresholds, curves and counts work on slices
-        blocks = _blocks(grp, S.G)
-        if blocks is None:  # (not in blocks: the same decisions through masks)
-            blocks = [np.flatnonzero(grp == g) for g in range(S.G)]
+        blocks = _group_index(grp, S.G)
         m[f"loan_applications_{n}"][t] += np.array([_size(b) for b in blocks], dtype=np.int64)
         # one uniform per application, per group stream, whatever the decision
         u = np.empty(len(ids))
@@ -302,9 +307,7 @@ class Lending(Mechanism):
         ids, grp, u, score = keep(ok, ids, grp, u, score)
         if not len(ids):
             return
-        blocks = _blocks(grp, S.G)
-        if blocks is None:
-            blocks = [np.flatnonzero(grp == g) for g in range(S.G)]
+        blocks = _group_index(grp, S.G)
         p = np.empty(len(ids))
         for g, at in enumerate(blocks):
             if _size(at):
