@@ -92,8 +92,8 @@ def run(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         from .api import load, resume as resume_run, simulate
-        from .engine.workers import reuse_freed_memory
-    reuse_freed_memory()  # this process simulates and exits (its pool workers inherit the setting)
+        from .engine.workers import simulating_process
+    simulating_process()  # this process simulates and exits (its pool workers inherit the mark)
 
     _positive("--population", population)
     _positive("--days", days)

@@ -2,10 +2,12 @@
 CLI only), the collector is paused while a command imports, and `distinct` is np.unique without numpy.ma."""
 
 import gc
+import importlib.util
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from scorelab.cli_common import start_up
@@ -44,6 +46,19 @@ def test_reuse_freed_memory_in_a_fresh_process():
         assert out == ["True", "True"]  # once per process; the second call says it is already set
     else:  # not glibc: nothing is set and nothing fails
         assert out == ["False", "False"]
+
+
+def test_a_simulating_process_loads_numba_without_scipy_and_keeps_scipy_importable():
+    pytest.importorskip("numba")
+    if importlib.util.find_spec("scipy") is None:
+        pytest.skip("scipy is not installed: there is nothing to hide")
+    # numba's array maths imports scipy.linalg only to ask whether BLAS is there; a process that simulates and
+    # exits skips that; a process that was not marked (a notebook) imports numba as it comes
+    code = ("import sys; from scorelab.engine import workers, compiled; {mark}; numba = compiled.import_numba(); "
+            "import numba.np.arraymath; had = 'scipy' in sys.modules; import scipy.linalg; print(had)")
+    out = [subprocess.run([sys.executable, "-c", code.format(mark=mark)], capture_output=True, text=True,
+                          check=True).stdout.strip() for mark in ("workers.simulating_process()", "pass")]
+    assert out == ["False", "True"]
 
 
 def test_the_cli_leaves_the_collector_on_after_importing():

@@ -90,6 +90,34 @@ def choose(P: Params, agent_days_per_process: float, streams: str | None = None)
     return "numba", "the compiled day (engine/compiled.py)"
 
 
+def import_numba():
+    """numba, imported for a compiled kernel. Loading numba's array maths (which every compiled function
+    does, the first cached one too) imports scipy.linalg where scipy is installed (a test or benchmark
+    install has it, through Mesa or JAX), only to learn whether numba's inner products of floats may call
+    BLAS; no scorelab kernel takes one, and the import costs ~0.1-0.2 s in each process (measured: a walk
+    run's first call 0.31-0.43 -> 0.20-0.22 s). So a process that simulates and exits
+    (workers.is_simulating_process: a `scorelab` command, its pool workers) imports that module with scipy
+    hidden, where scipy is not loaded yet; numba there takes its own loop for those inner products, and
+    scipy stays importable. A notebook or a Dask worker, where other code may use numba, imports numba as
+    it comes."""
+    import sys
+
+    from .workers import is_simulating_process
+
+    if is_simulating_process() and "scipy" not in sys.modules and "numba.np.arraymath" not in sys.modules:
+        sys.modules["scipy"] = None  # `import scipy...` raises ImportError meanwhile
+        try:
+            import numba.np.arraymath  # noqa: F401
+        except ImportError:  # pragma: no cover - a numba without this module: imported below as it comes
+            pass
+        finally:
+            if "scipy" in sys.modules and sys.modules["scipy"] is None:
+                del sys.modules["scipy"]
+    import numba
+
+    return numba
+
+
 _JIT = None
 
 
@@ -97,7 +125,7 @@ def _jit():
     """The compiled day (compiled, or loaded from numba's cache, on first use in a process)."""
     global _JIT, _sort_rows, _put, _clamp
     if _JIT is None:
-        import numba
+        numba = import_numba()
 
         _sort_rows = numba.njit(cache=True, nogil=True)(_sort_rows_py)
         _put = numba.njit(cache=True, nogil=True, inline="always")(_put_py)

@@ -58,8 +58,9 @@ _JIT = None
 def _jit():
     global _JIT
     if _JIT is None:
-        import numba
+        from .compiled import import_numba
 
+        numba = import_numba()
         mix = numba.njit(cache=True, nogil=True, inline="always")(_mix_py)
         globals()["_mix"] = mix
         globals()["_geo"] = numba.njit(cache=True, nogil=True, inline="always")(_geo_py)

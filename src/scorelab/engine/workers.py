@@ -4,8 +4,11 @@
 send the worker SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG), so a `kill -9` of a multi-worker
 `scorelab run` or sweep leaves no orphan computing for nobody; it then checks that the parent did not
 die before the request was made. Elsewhere a thread polls the parent instead. `stop_pool` ends the
-workers of an interrupted pool at once rather than letting each finish its shard. `reuse_freed_memory`
-keeps a simulating process's freed arrays for reuse instead of faulting fresh pages in for each.
+workers of an interrupted pool at once rather than letting each finish its shard. `simulating_process`
+marks a process that simulates and exits (a `scorelab` command, a pool worker) and keeps its freed arrays
+for reuse instead of faulting fresh pages in for each (`reuse_freed_memory`); `is_simulating_process` tells
+the code that may then take a process-wide shortcut (compiled.import_numba) that a notebook's kernel or a
+Dask worker should not be given.
 """
 
 from __future__ import annotations
@@ -21,6 +24,19 @@ PR_SET_PDEATHSIG = 1
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 HEAP_ARRAYS = 256 << 20  # arrays up to this size come from malloc's heap, not from a fresh mapping each
 _reusing = False
+_simulating = False
+
+
+def simulating_process() -> None:
+    """Mark this process as one that simulates and exits (a `scorelab` command or one of its pool workers,
+    which inherit the mark), and `reuse_freed_memory`. Not for a notebook's kernel or a Dask worker."""
+    global _simulating
+    _simulating = True
+    reuse_freed_memory()
+
+
+def is_simulating_process() -> bool:
+    return _simulating
 
 
 def reuse_freed_memory() -> bool:
@@ -72,9 +88,9 @@ def die_with_parent(ppid: int) -> None:
 
 
 def start_worker(ppid: int) -> None:
-    """The initializer of a pool of simulating workers: `die_with_parent`, then `reuse_freed_memory`."""
+    """The initializer of a pool of simulating workers: `die_with_parent`, then `simulating_process`."""
     die_with_parent(ppid)
-    reuse_freed_memory()
+    simulating_process()
 
 
 def stop_pool(pool) -> None:
