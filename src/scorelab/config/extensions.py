@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from .strict import StrictModel
+from .strict import StrictModel, new_list
 from .limits import SCORE_LIMIT
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,7 +46,7 @@ class Privilege(_Strict):
 
     name: Name
     grades: list[Name] = Field(min_length=1)
-    effects: list[Effect] = Field(default_factory=list, description="propensities it changes while held")
+    effects: list[Effect] = Field(default_factory=new_list, description="propensities it changes while held")
     description: str = ""
 
 
@@ -127,7 +127,7 @@ class Network(_Strict):
 
 class Graph(_Strict):
     households: Households | None = None
-    networks: list[Network] = Field(default_factory=list)
+    networks: list[Network] = Field(default_factory=new_list)
 
 
 class Incident(_Strict):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
-from .strict import StrictModel
+from .strict import StrictModel, new_dict, new_list
 
 Text = Annotated[str, Field(max_length=2000)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
@@ -31,7 +31,7 @@ class Recipient(_Strict):
     kind: str = Field("company", pattern=r"^(company|government|public|foreign)$",
                       description="company (a partner company), government, public (published), foreign")
     purpose: Text = ""
-    fields: list[Name] = Field(default_factory=list, description="columns of the citizen record it receives")
+    fields: list[Name] = Field(default_factory=new_list, description="columns of the citizen record it receives")
     safeguards: bool | None = Field(None, description="a contract or law that gives the data equivalent protection")
 
 
@@ -51,16 +51,16 @@ class Governance(_Strict):
     verification: bool | None = Field(None, description="sensor matches are verified before they are scored")
     retention_days: int | None = Field(None, ge=0, le=1_000_000,
                                        description="how long records are kept; omitted: no limit declared")
-    security: list[Name] = Field(default_factory=list, description="measures, e.g. encryption, access_control, audit_log")
+    security: list[Name] = Field(default_factory=new_list, description="measures, e.g. encryption, access_control, audit_log")
     impact_assessment: bool | None = Field(None, description="a data-protection impact assessment was made")
     audit_log: bool | None = Field(None, description="every access and score change is logged for oversight")
-    recipients: list[Recipient] = Field(default_factory=list)
+    recipients: list[Recipient] = Field(default_factory=new_list)
     contexts: dict[Name, Name] = Field(
-        default_factory=dict,
+        default_factory=new_dict,
         description="social context of each behaviour and restriction (e.g. traffic_violation = 'road', "
                     "travel_ban = 'transport'); default: its own name")
     prices: dict[Name, Annotated[float, Field(ge=0, le=1e12)]] = Field(
-        default_factory=dict, description="money a citizen pays for one event of a behaviour (a donation): bought points")
+        default_factory=new_dict, description="money a citizen pays for one event of a behaviour (a donation): bought points")
 
     def check_names(self, behaviours: set[str] | None, restrictions: set[str] | None = None) -> None:
         """Raise ValueError naming the field if a name refers to nothing in the policy.

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
-from .strict import Lax, StrictModel
+from .strict import Lax, StrictModel, new_list
 from .limits import POINTS_LIMIT, SCORE_LIMIT, check_score_range
 
 from .governance import Governance
@@ -90,7 +90,7 @@ class Sensor(Strict):
     name: Name
     coverage: PerGroup = Field(description="probability that a true event is observed, per group")
     false_attribution: FalseAttribution | None = None
-    targeting: list[Targeting] = Field(default_factory=list, description="coverage rises for restricted citizens")
+    targeting: list[Targeting] = Field(default_factory=new_list, description="coverage rises for restricted citizens")
     description: str = ""
 
 
@@ -104,7 +104,7 @@ class Rule(Strict):
                           "the event (gains while it holds are forfeited); 0 = the event's day only")
     money: float = Field(0.0, ge=0.0, le=1e12, description="money collected per observed event (metric money_collected)")
     subscore: Name | None = Field(None, description="with [policy.composite]: points go to this sub-score")
-    sensitive: list[Annotated[Sensitive, Lax]] = Field(default_factory=list)
+    sensitive: list[Annotated[Sensitive, Lax]] = Field(default_factory=new_list)
     description: str = ""
 
 
@@ -124,8 +124,8 @@ class Blacklist(Strict):
     name: Name
     trigger: Name = Field(description="behaviour whose observation lists the citizen")
     duration_days: int = Field(gt=0, le=20000)
-    removed_by: list[Name] = Field(default_factory=list, description="behaviours that end the listing that day")
-    extended_by: list[Name] = Field(default_factory=list, description="behaviours that extend a running listing")
+    removed_by: list[Name] = Field(default_factory=new_list, description="behaviours that end the listing that day")
+    extended_by: list[Name] = Field(default_factory=new_list, description="behaviours that extend a running listing")
     extension_days: int = Field(0, ge=0, le=20000)
     initial_share: PerGroup = Field(0.0, description="share listed on day 0 (one number, or one per group), "
                                     "remaining time uniform")
@@ -135,11 +135,11 @@ class Blacklist(Strict):
 class Restriction(Strict):
     name: Name
     description: str = ""
-    grades: list[Name] = Field(default_factory=list)
-    blacklists: list[Name] = Field(default_factory=list)
-    blocks: list[Name] = Field(default_factory=list, description="attempted behaviours refused (counted as blocked)")
+    grades: list[Name] = Field(default_factory=new_list)
+    blacklists: list[Name] = Field(default_factory=new_list)
+    blocks: list[Name] = Field(default_factory=new_list, description="attempted behaviours refused (counted as blocked)")
     reach: Literal["self", "household"] = Field("self", description="household: a listing restricts the household")
-    effects: list[Effect] = Field(default_factory=list, description="propensities it changes while it holds")
+    effects: list[Effect] = Field(default_factory=new_list, description="propensities it changes while it holds")
 
     @model_validator(mode="after")
     def _something(self) -> "Restriction":
@@ -154,15 +154,15 @@ class Policy(Strict):
     start_score: int = Field(1000, ge=-30000, le=30000)
     score_min: int | None = Field(None, ge=-SCORE_LIMIT, le=SCORE_LIMIT)
     score_max: int | None = Field(None, ge=-SCORE_LIMIT, le=SCORE_LIMIT)
-    rules: list[Rule] = Field(default_factory=list)
-    grades: list[Grade] = Field(default_factory=list)
-    blacklists: list[Blacklist] = Field(default_factory=list)
-    restrictions: list[Restriction] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=new_list)
+    grades: list[Grade] = Field(default_factory=new_list)
+    blacklists: list[Blacklist] = Field(default_factory=new_list)
+    restrictions: list[Restriction] = Field(default_factory=new_list)
     governance: Governance = Field(default_factory=Governance, description="data-protection declarations (audit only)")
-    privileges: list[Privilege] = Field(default_factory=list)
+    privileges: list[Privilege] = Field(default_factory=new_list)
     due_process: DueProcess | None = None
     composite: Composite | None = None
-    red_lists: list[RedList] = Field(default_factory=list, description="lists for good deeds, with rewards (plugins/redlist.py)")
+    red_lists: list[RedList] = Field(default_factory=new_list, description="lists for good deeds, with rewards (plugins/redlist.py)")
     lender: Lender | None = Field(None, description="loans decided from the score, outcomes that feed back (plugins/lending.py)")
 
     @model_validator(mode="after")
@@ -245,7 +245,7 @@ class Scenario(Strict):
     scenario: ScenarioMeta
     groups: list[Group] = Field(min_length=1, max_length=250)
     behaviours: list[Behaviour] = Field(min_length=1, max_length=120)
-    sensors: list[Sensor] = Field(default_factory=list)
+    sensors: list[Sensor] = Field(default_factory=new_list)
     policy: Policy
     response: Response = Field(default_factory=Response)  # (a factory: no validator built at import)
     graph: Graph | None = None

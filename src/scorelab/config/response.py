@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from ..plugins.conformity import Conformity
 from .limits import SCORE_LIMIT
-from .strict import Lax, StrictModel
+from .strict import Lax, StrictModel, new_list
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 CurveScore = Annotated[float, Field(ge=-SCORE_LIMIT, le=SCORE_LIMIT)]
@@ -75,9 +75,9 @@ class ScoreCurve(Strict):
 
 class Response(Strict):
     deterrence: Deterrence = Field(default_factory=Deterrence)  # (a factory: no validator built at import)
-    gaming: list[Gaming] = Field(default_factory=list)
-    score_curves: list[ScoreCurve] = Field(default_factory=list)
-    chilling: list[Chilling] = Field(default_factory=list, description="general deterrence by monitoring x sanction")
-    learning: list[Learning] = Field(default_factory=list, description="refused attempts lower later attempts")
-    conformity: list[Conformity] = Field(default_factory=list, max_length=120,
+    gaming: list[Gaming] = Field(default_factory=new_list)
+    score_curves: list[ScoreCurve] = Field(default_factory=new_list)
+    chilling: list[Chilling] = Field(default_factory=new_list, description="general deterrence by monitoring x sanction")
+    learning: list[Learning] = Field(default_factory=new_list, description="refused attempts lower later attempts")
+    conformity: list[Conformity] = Field(default_factory=new_list, max_length=120,
                                          description="contacts' behaviour and sanctions shift one's own (plugins/conformity.py)")

@@ -25,7 +25,7 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from .strict import StrictModel
+from .strict import StrictModel, new_list
 
 Finite = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
 
@@ -102,8 +102,8 @@ class HistogramStart(_Strict):
     """Bins [edges[i], edges[i+1]) with relative weights; a score is uniform over its bin's whole scores."""
 
     kind: Literal["histogram"]
-    edges: list[Finite] = Field(default_factory=list, max_length=100_001)
-    weights: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = Field(default_factory=list, max_length=100_000)
+    edges: list[Finite] = Field(default_factory=new_list, max_length=100_001)
+    weights: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = Field(default_factory=new_list, max_length=100_000)
     csv: str | None = Field(None, description="columns edge_low,weight (one row per bin) plus a last row's edge")
 
     @model_validator(mode="after")
@@ -128,8 +128,8 @@ class CdfStart(_Strict):
     """An empirical CDF: P(score <= scores[i]) = cdf[i], linear between the points, rounded to whole scores."""
 
     kind: Literal["cdf"]
-    scores: list[Finite] = Field(default_factory=list, max_length=100_000)
-    cdf: list[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]] = Field(default_factory=list, max_length=100_000)
+    scores: list[Finite] = Field(default_factory=new_list, max_length=100_000)
+    cdf: list[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]] = Field(default_factory=new_list, max_length=100_000)
     csv: str | None = Field(None, description="columns score,cdf")
 
     @model_validator(mode="after")
@@ -157,8 +157,8 @@ class DiscreteStart(_Strict):
     The form of a score table such as FICO's (Liu et al. 2018 use the table's scores as they are)."""
 
     kind: Literal["discrete"]
-    scores: list[Annotated[int, Field(ge=-30000, le=30000)]] = Field(default_factory=list, max_length=100_000)
-    weights: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = Field(default_factory=list, max_length=100_000)
+    scores: list[Annotated[int, Field(ge=-30000, le=30000)]] = Field(default_factory=new_list, max_length=100_000)
+    weights: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = Field(default_factory=new_list, max_length=100_000)
     csv: str | None = Field(None, description="columns score,weight")
 
     @model_validator(mode="after")

@@ -20,3 +20,16 @@ Lax = Strict(False)  # Annotated[tuple[...], Lax]: accept a list (JSON) for a tu
 
 class StrictModel(BaseModel):
     model_config = CONFIG
+
+
+def new_list() -> list:
+    """An empty list: ``Field(default_factory=new_list)`` is ``default_factory=list`` made cheap to build.
+    Building a validator, pydantic reads the signature of every default factory, and a builtin type's
+    signature is parsed from its text each time (~0.27 ms; the scenario's 36 such fields were ~10 ms of
+    every run's start, measured), where a Python function's is read at once."""
+    return []
+
+
+def new_dict() -> dict:
+    """An empty dict (as `new_list`)."""
+    return {}

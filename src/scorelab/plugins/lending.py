@@ -51,7 +51,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..config.limits import SCORE_LIMIT
-from ..config.strict import StrictModel
+from ..config.strict import StrictModel, new_list
 from ..engine.sampling import keep
 from .base import Mechanism, Metric
 
@@ -65,9 +65,9 @@ class RepayCurve(StrictModel):
     """P(repay | score) for one group (or, without ``group``, for every group without its own curve)."""
 
     group: _Name | None = None
-    scores: list[Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)]] = Field(default_factory=list,
+    scores: list[Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)]] = Field(default_factory=new_list,
                                                                                        max_length=100_000)
-    p: list[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]] = Field(default_factory=list,
+    p: list[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]] = Field(default_factory=new_list,
                                                                                  max_length=100_000)
     csv: str | None = Field(None, description="columns score,p_repay (read when the scenario is loaded)")
 
@@ -98,8 +98,8 @@ class Lender(StrictModel):
     default_points: int = Field(-150, ge=-100_000, le=100_000)
     profit: float = Field(1.0, ge=-1e6, le=1e6, allow_inf_nan=False, description="lender's utility per repaid loan")
     loss: float = Field(-4.0, ge=-1e6, le=1e6, allow_inf_nan=False, description="lender's utility per default")
-    deny_under: list[_Name] = Field(default_factory=list, description="restrictions under which it refuses")
-    records: list[PooledRecord] = Field(default_factory=list, max_length=120,
+    deny_under: list[_Name] = Field(default_factory=new_list, description="restrictions under which it refuses")
+    records: list[PooledRecord] = Field(default_factory=new_list, max_length=120,
                                         description="observed events in the pooled records that make it refuse")
     recipient: _Name | None = Field(None, description="the policy.governance.recipients entry this lender is")
     description: str = ""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from ..config.strict import StrictModel
+from ..config.strict import StrictModel, new_list
 from ..engine.sampling import distinct
 from .base import Mechanism, Metric
 
@@ -38,7 +38,7 @@ class RedList(StrictModel):
     duration_days: int = Field(gt=0, le=20000)
     reward_points: int = Field(0, ge=-100_000, le=100_000, description="points added to the score on entry")
     min_score: int | None = Field(None, ge=-1_000_000, le=1_000_000, description="only citizens at or above it are listed")
-    perks: list[str] = Field(default_factory=list, max_length=50, description="named rewards held while listed")
+    perks: list[str] = Field(default_factory=new_list, max_length=50, description="named rewards held while listed")
     description: str = ""
 
 
