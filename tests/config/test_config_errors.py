@@ -153,3 +153,12 @@ def test_grade_edges_exact():
     scores = np.array([2000, 1050, 1049, 1030, 1029, 960, 959, 850, 849, 600, 599, -100])
     names = [params.grade_names[g] for g in params.grade_of(scores)]
     assert names == ["AAA", "AAA", "AA", "AA", "A", "A", "B", "B", "C", "C", "D", "D"]
+
+
+def test_a_path_or_name_with_colons_is_printed_as_written(tmp_path):
+    # rich would turn ":smile:" into a picture; the CLI prints users' names and paths verbatim
+    src = Path(__file__).resolve().parents[2] / "src" / "scorelab" / "config" / "presets" / "rr1.toml"
+    f = tmp_path / "a:smile:b.toml"
+    f.write_text(src.read_text())
+    r = run_cli("validate", str(f))
+    assert r.exit_code == 0 and "a:smile:b.toml" in r.output.replace("\n", "")
