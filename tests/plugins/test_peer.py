@@ -1,11 +1,14 @@
 """Peer rating (plugins/peer.py): stars weighted by the rater, status and politeness bias, incidents, association."""
 
 import numpy as np
+from hypothesis import given, settings, strategies as st
 
 import scorelab
 from scorelab.engine.kernel import ShardSpec
 from scorelab.engine.kernel import attach_plugins, new_state
 from scorelab.engine.params import compile_params
+from scorelab.engine.runner import plan_detail, plan_shards
+from scorelab.plugins import peer
 
 from scenario_builders import make, run, all_rows, ledger_holds
 
@@ -192,3 +195,34 @@ def test_avoiding_low_rated_contacts_leaves_them_lower():
     low = base < np.quantile(base, 0.1)
     assert avoid.std() != base.std()
     assert avoid[low].mean() != base[low].mean()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_received_sums_are_those_of_every_rating_in_order(data):
+    """Who was rated and their summed weights, the dense way (bincount over the shard) and the sparse way
+    (np.unique), equal a plain reference bit for bit, with positive, zero or negative weights."""
+    n = data.draw(st.integers(1, 40))
+    m = data.draw(st.integers(0, 60))
+    recv = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m)), dtype=np.int64)
+    w = np.array(data.draw(st.lists(st.sampled_from([1.0, 1.37, 4.5, 0.0, -2.25, 2.0]), min_size=m, max_size=m)))
+    ws = w * np.array(data.draw(st.lists(st.integers(1, 5), min_size=m, max_size=m)), dtype=np.float64)
+    uid, add_w, add_ws = peer.received(recv, w, ws, n)
+    want = sorted(set(recv.tolist()))
+    assert uid.tolist() == want
+    for i, c in enumerate(want):
+        sw = sww = 0.0
+        for j in np.flatnonzero(recv == c):  # in the order of the ratings
+            sw += w[j]
+            sww += ws[j]
+        assert add_w[i] == sw and add_ws[i] == sww
+
+
+def test_fading_is_looked_up_with_the_values_computed_per_citizen():
+    params = compile_params(scorelab.load("nosedive", population=2000, days=30))
+    S = new_state(params, plan_shards(2000, 0, plan_detail(2000, None))[0])
+    attach_plugins(S)
+    p = S.plugins["peer"]
+    for t in (0, 5, 365, 366, 900):
+        gaps = np.arange(t + 1, dtype=np.int16)
+        assert np.array_equal(p._fade(t)[t - gaps], np.exp(-(t - gaps.astype(np.float64)) / p.c.memory_days))

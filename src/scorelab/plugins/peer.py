@@ -52,6 +52,20 @@ class PeerTables:
     rater_weighting: bool = True
 
 
+def received(recv: np.ndarray, w: np.ndarray, ws: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The citizens rated today (sorted ids in [0, n)) and, per citizen, the sums of the weights ``w`` and of
+    the weighted stars ``ws`` of their ratings ``recv``, each summed in the order of the ratings."""
+    if 8 * len(recv) > n:  # dense day: one pass over the shard beats hashing
+        all_w = np.bincount(recv, weights=w, minlength=n)
+        # who was rated: where the summed weights are positive, when every weight is (a rater's rating is at
+        # least 1, unless other rules took the score below 100); else counted
+        hit = all_w > 0 if len(w) and w.min() > 0 else np.bincount(recv, minlength=n) > 0
+        uid = np.flatnonzero(hit)  # (a mask: 7x faster than nonzero over the counts)
+        return uid, all_w[uid], np.bincount(recv, weights=ws, minlength=n)[uid]
+    uid, inv = np.unique(recv, return_inverse=True)
+    return uid, np.bincount(inv, weights=w, minlength=len(uid)), np.bincount(inv, weights=ws, minlength=len(uid))
+
+
 class Peer(Mechanism):
     name = "peer"
     config = "peer"
@@ -106,6 +120,7 @@ class Peer(Mechanism):
         self.incident_until = np.zeros(S.n, dtype=np.int16)
         self.net = union_networks([S.plugins["graphs"].networks[name] for name in c.network])
         self.pending = None
+        self.fade = None  # exp(-d / memory_days) by day gap d (_fade)
 
     def pre_score(self, S, D) -> None:
         self.pending = self._interact(S, D.t, D.true_ids)
@@ -152,12 +167,14 @@ class Peer(Mechanism):
         given = np.clip(np.rint(impression + lean), 1, 5)
         weight = (r_rater if c.rater_weighting else 1.0) * np.where(incident, c.incident_factor, 1.0)
         g = S.group_of(rater)
-        ratings = np.bincount(g, minlength=S.G)  # ratings given per group: every mean's weight
+        # stars are whole numbers 1..5: one count of (group, stars given, honest stars) gives each group's
+        # ratings (every mean's weight) and both sums of stars, exactly the float sums (and fakeness, given
+        # minus honest, is the difference of two whole sums)
+        key = g * 25 + given.astype(np.intp) * 5 + honest.astype(np.intp) - 6
+        counts = np.bincount(key, minlength=25 * S.G).reshape(S.G, 5, 5)
+        ratings = counts.sum(axis=(1, 2))
         S.metrics["interactions"][t] += ratings
-        # stars are whole numbers 1..5: each group's sums from counts of (group, stars), exactly the float
-        # sums of the stars (and fakeness, given minus honest, is the difference of two whole sums)
-        sum_given, sum_honest = (np.bincount(g * 5 + v.astype(np.intp) - 1, minlength=5 * S.G).reshape(S.G, 5) @ STARS
-                                 for v in (given, honest))
+        sum_given, sum_honest = counts.sum(axis=2) @ STARS, counts.sum(axis=1) @ STARS
         for name, v in (("fakeness", sum_given - sum_honest), ("stars_given", sum_given), ("stars_honest", sum_honest)):
             S.metrics[f"{name}.num"][t] += v
             S.metrics[f"{name}.den"][t] += ratings
@@ -169,16 +186,8 @@ class Peer(Mechanism):
             w.append(np.full(int(low.sum()), c.assoc_weight))
         recv, w = np.concatenate(recv), np.concatenate(w)
         ws = w * np.concatenate(stars)
-        if 8 * len(recv) > n:  # dense day: one pass over the shard beats hashing
-            hits = np.bincount(recv, minlength=n)
-            uid = np.flatnonzero(hits > 0)  # (a mask: 7x faster than nonzero over the counts)
-            add_w = np.bincount(recv, weights=w, minlength=n)[uid]
-            add_ws = np.bincount(recv, weights=ws, minlength=n)[uid]
-        else:
-            uid, inv = np.unique(recv, return_inverse=True)
-            add_w = np.bincount(inv, weights=w, minlength=len(uid))
-            add_ws = np.bincount(inv, weights=ws, minlength=len(uid))
-        fade = np.exp(-(t - self.last[uid].astype(np.float64)) / c.memory_days)
+        uid, add_w, add_ws = received(recv, w, ws, n)
+        fade = self._fade(t)[t - self.last[uid]]  # exp(-(days since last rated) / memory_days)
         num = self.num[uid] * fade + add_ws
         den = self.den[uid] * fade + add_w
         self.num[uid], self.den[uid] = num, den
@@ -186,6 +195,14 @@ class Peer(Mechanism):
         rating = (c.prior_weight * c.start_rating + num) / (c.prior_weight + den)
         new = np.clip(np.rint(100.0 * rating), 100, 500).astype(np.int64)
         return uid, new
+
+    def _fade(self, t: int) -> np.ndarray:
+        """exp(-d / memory_days) for d = 0..t (the same values as computed per citizen: one exp per day gap,
+        looked up, instead of one per citizen rated)."""
+        if self.fade is None or len(self.fade) <= t:
+            days = np.arange(max(t + 1, 2 * len(self.fade) if self.fade is not None else 366), dtype=np.float64)
+            self.fade = np.exp(-days / self.c.memory_days)
+        return self.fade
 
     def citizens(self, ids: np.ndarray, S) -> dict[str, np.ndarray]:
         return {"x_rating": S.score[ids].astype(np.float32) / 100.0, "x_true_behaviour": self.trait[ids]}
