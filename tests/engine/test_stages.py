@@ -149,3 +149,26 @@ def test_grade_of_is_the_count_of_band_minimums_reached():
             want = np.searchsorted(Q.grade_cuts, scores, side="right").astype(np.int8)
             got = Q.grade_of(scores)
             assert got.dtype == np.int8 and np.array_equal(got, want), (cuts, dtype)
+
+
+def test_the_last_days_stocks_recount_the_final_citizens(tmp_path):
+    """Grades and restrictions are kept as running counts moved by each day's changes; on the last day they
+    are what counting the final citizens gives, group by group (nosedive moves most of a shard every day;
+    sesame restricts by grade; national-blacklist by listing)."""
+    import duckdb
+
+    from scorelab.api import load, simulate
+
+    for preset, n, days in (("nosedive", 4000, 40), ("sesame", 3000, 30), ("national-blacklist", 3000, 60)):
+        run = simulate(load(preset, population=n, days=days), seed=2, out=tmp_path / preset)
+        cit = duckdb.sql(f"select * from '{run.path / 'citizens.parquet'}'").df()
+        last = duckdb.sql(f"select * from '{run.path / 'metrics.parquet'}' where day = {days - 1}").df()
+        restrictions = [c[len("restricted_"):] for c in cit.columns if c.startswith("restricted_")]
+        for _, row in last[last.group != "all"].iterrows():
+            mine = cit[cit.group == row.group]
+            assert row.population == len(mine)
+            for gname in run.params.grade_names:
+                assert row[f"grade_{gname}"] == (mine.grade == gname).sum(), (preset, gname)
+            assert np.isclose(row.restricted_share, mine.restricted.mean())
+            for r in restrictions:
+                assert np.isclose(row[f"restricted_{r}_share"], mine[f"restricted_{r}"].mean()), (preset, r)

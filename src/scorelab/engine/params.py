@@ -152,10 +152,11 @@ class Params:
             return out
         if grade is None and len(self.grade_names):
             grade = self.grade_of(score)
+        at = None if grade is None else grade.astype(np.intp)  # once, not per restriction (2x a gather by int8)
         listed = [day < bl for bl in listed_until]
         for r in range(len(self.restriction_names)):
-            if grade is not None and self.restriction_grades[r].any():
-                out[r] |= self.restriction_grades[r][grade]
+            if at is not None and self.restriction_grades[r].any():
+                np.take(self.restriction_grades[r], at, out=out[r])  # the first term: written, not or-ed in
             for k in np.flatnonzero(self.restriction_lists[r]):
                 out[r] |= listed[k]
         return out
