@@ -5,7 +5,9 @@ its text every time it builds a validator; `strict.new_list` / `new_dict` are th
 import subprocess
 import sys
 
-import scorelab.plugins  # noqa: F401  (every plugin's config model)
+import scorelab.experiments.calibrate_spec  # noqa: F401  (every model a user's file is read into)
+import scorelab.experiments.sweep  # noqa: F401
+import scorelab.plugins  # noqa: F401
 from scorelab.config import strict
 from scorelab.config.loader import load_scenario
 

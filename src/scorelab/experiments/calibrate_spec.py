@@ -11,7 +11,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .._version import __version__
 from ..config.loader import ConfigError, explain, load_scenario, parse_toml, resolve_source, scenario_from_dict
-from ..config.strict import StrictModel
+from ..config.strict import StrictModel, new_dict
 from . import paths
 from .execute import replicate_seed
 from .sweep import Parameter, Scalar, column_name
@@ -73,7 +73,7 @@ class TargetsSpec(StrictModel):
     seed: int = Field(0, ge=0, le=2**63 - 1)
     scale_to: float | None = Field(None, gt=0, description="the population the published figures describe")
     ledger: Literal["none", "auto", "all"] = "none"
-    fixed: dict[str, Scalar] = Field(default_factory=dict, description="dotted paths set before the search "
+    fixed: dict[str, Scalar] = Field(default_factory=new_dict, description="dotted paths set before the search "
                                      "(e.g. a stock that a published figure fixes at the start)")
     search: Search = Field(default_factory=Search)
     parameters: dict[str, FreeParameter] = Field(min_length=1)

@@ -31,7 +31,7 @@ from typing import Any, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ..config.strict import StrictModel
+from ..config.strict import StrictModel, new_dict
 
 from .._version import __version__
 from ..config.loader import ConfigError, explain, load_scenario, parse_toml, resolve_source, scenario_from_dict
@@ -93,7 +93,7 @@ class SweepSpec(_Strict):
     seed: int = Field(0, ge=0, le=2**63 - 1, description="root seed; replicate r uses a SeedSequence child of it")
     ledger: str = Field("auto", description="per-citizen detail of each run: auto, all, none, or a sample size")
     random: RandomDraws | None = None
-    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    parameters: dict[str, Parameter] = Field(default_factory=new_dict)
 
     @field_validator("parameters", mode="before")
     @classmethod
