@@ -80,11 +80,17 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
 
 ROW_GROUP = 1 << 20  # rows per row group (pyarrow's default since 15, said here so it cannot move)
 DELTA_COLUMNS = ("day", "citizen")  # sorted or nearly (events by day, then citizens in blocks): small deltas
+# the event log's categories, long runs of one code (a block of events shares its kind, rule, sensor and
+# target), written as run-length codes that zstd makes larger, not smaller (a 1 M-row group of nosedive's
+# events: kind 2,209 -> 2,593 bytes), at the cost of a compressor per page: left uncompressed, a dense
+# ledger encodes ~5% faster (nosedive, lending, sesame, measured). A citizen's group and grade vary from
+# one citizen to the next, and zstd halves them (RR-1, 200,000 citizens: grade 12.3 -> 5.3 kB): compressed.
+RAW_COLUMNS = ("kind", "rule", "sensor", "target")
 
 
 def writer_options(schema: pa.Schema) -> dict:
-    """The Parquet options of every table of a run. Dictionaries for categories and flags (categories
-    uncompressed, everything else zstd); the day and citizen ids delta-encoded (events.parquet 3.6x smaller, written in 0.6 of the time: measured on a
+    """The Parquet options of every table of a run. Dictionaries for categories and flags (the event log's
+    categories uncompressed, everything else zstd); the day and citizen ids delta-encoded (events.parquet 3.6x smaller, written in 0.6 of the time: measured on a
     13 M-event ledger, 14.4 -> 4.0 MB, 0.94 -> 0.59 s); statistics (row-group min/max, what DuckDB and
     pyarrow filters skip row groups by) for the numeric columns, not for categories, where they cost a
     lookup per value and rule nothing out."""
@@ -92,10 +98,8 @@ def writer_options(schema: pa.Schema) -> dict:
     delta = {f.name: "DELTA_BINARY_PACKED" for f in schema
              if f.name in DELTA_COLUMNS and pa.types.is_integer(f.type) and f.name not in dictionary}
     stats = [f.name for f in schema if not pa.types.is_dictionary(f.type) and not pa.types.is_boolean(f.type)]
-    # categories are written as run-length codes, which zstd makes larger, not smaller (a 1 M-row group of
-    # events: kind 2,209 -> 2,593 bytes), at the cost of a compressor per page: written uncompressed, the
-    # ledger is encoded ~5% faster (nosedive, lending, sesame events, measured) and a little smaller
-    compression = {f.name: "none" if pa.types.is_dictionary(f.type) else "zstd" for f in schema}
+    compression = {f.name: "none" if f.name in RAW_COLUMNS and pa.types.is_dictionary(f.type) else "zstd"
+                   for f in schema}
     return {"compression": compression, "use_dictionary": dictionary, "write_statistics": stats,
             "column_encoding": delta}
 

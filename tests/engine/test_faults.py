@@ -228,7 +228,9 @@ def test_full_tmpfs(tmp_path):
     """A real full disk (a tmpfs; needs permission to mount, skipped otherwise). Too small for the run's
     tables (~0.5 MB): no run directory, only the finished shards' checkpoints for --resume. Room for the tables
     but not for report.html (~3.5 MB): the run directory is complete and the report is not half there."""
-    run = ["run", "rr1", "-n", "200000", "-t", "30", "--quiet"]
+    # one worker: its shards are checkpointed one after another, so the tiny disk always holds the first
+    # (two workers wrote theirs at once, and whether either fitted was a race)
+    run = ["run", "rr1", "-n", "200000", "-t", "30", "--quiet", "--workers", "1"]
     tiny = tmp_path / "tiny"
     _tmpfs(tiny, "256k")
     try:
