@@ -56,8 +56,7 @@ def time_cli_import(env: dict[str, str]) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-RUN_CODE = """
-import sys
+RUN_COMMAND = """
 sys.argv = ["scorelab", *{args!r}]
 from scorelab.cli import main
 try:
@@ -65,10 +64,11 @@ try:
 except SystemExit as e:
     if e.code not in (0, None):
         raise
-import json
-print("MODULES " + json.dumps(sorted(sys.modules)))
 """
 
+RUN_CODE = "import sys" + RUN_COMMAND + """import json
+print("MODULES " + json.dumps(sorted(sys.modules)))
+"""
 
 HOOKED_CODE = """
 import sys, time
@@ -84,15 +84,7 @@ def _timed_load(name, import_):
     finally:
         _spent[0] += time.perf_counter() - t
         _depth[0] -= 1
-_bootstrap._find_and_load = _timed_load
-sys.argv = ["scorelab", *{args!r}]
-from scorelab.cli import main
-try:
-    main()
-except SystemExit as e:
-    if e.code not in (0, None):
-        raise
-print("IMPORT_SECONDS", _spent[0])
+_bootstrap._find_and_load = _timed_load""" + RUN_COMMAND + """print("IMPORT_SECONDS", _spent[0])
 """
 
 
