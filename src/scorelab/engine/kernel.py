@@ -131,9 +131,7 @@ def new_state(P: Params, spec: ShardSpec) -> ShardState:
             if R else np.zeros((0, G), dtype=np.int64)
         restricted_any = np.bincount(gid, weights=r0.any(axis=0), minlength=G).astype(np.int64) if R \
             else np.zeros(G, np.int64)
-        grade_n = np.zeros((K, G), dtype=np.int64)
-        if K:
-            np.add.at(grade_n, (P.grade_of(score), gid), 1)
+        grade_n = P.grade_counts(P.grade_of(score), gid, G) if K else np.zeros((K, G), dtype=np.int64)
     weighted = bool(((P.severity != 1.0) & P.misconduct).any())
     T = P.days
     S = ShardState(

@@ -133,6 +133,12 @@ class Params:
                 return table.take(at)
         return np.searchsorted(self.grade_cuts, score, side="right").astype(np.int8)
 
+    def grade_counts(self, grade: np.ndarray, group: np.ndarray, G: int) -> np.ndarray:
+        """[K, G] int64: how many of these citizens hold each grade, per group (one bincount of (grade,
+        group); np.add.at over the pairs was 4x slower)."""
+        K = len(self.grade_names)
+        return np.bincount(np.asarray(grade).astype(np.intp) * G + group, minlength=K * G).reshape(K, G)
+
     @cached_property
     def _grade_table(self) -> tuple[int, np.ndarray | None]:
         cuts = self.grade_cuts
